@@ -1,0 +1,178 @@
+"""Checkpoints: one orbax layout shared by saved models and training workdirs.
+
+A checkpoint directory holds one sub-directory per step, written by an orbax ``CheckpointManager``
+with named items:
+
+- ``model``: the model's whole nnx state (parameters, batch statistics, RNG state) as a pure dict;
+- ``config``: the JSON kwargs of :func:`colorjax.models.build_model` (``rngs`` excluded);
+- ``prior``, ``prior_settings``: the colour prior's arrays and its two settings (optional);
+- training adds ``optimizer``, ``discriminator``, ``train_state`` (JSON) and ``data`` (grain's
+  per-process iterator state) beside them, so :func:`load_model` reads a training workdir as is.
+
+Restoring rebuilds the abstract model with ``nnx.eval_shape`` from the saved config and restores the
+arrays straight into the requested sharding (one device by default), so a checkpoint written on
+any number of devices or hosts loads on any other.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+from flax import nnx
+
+MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settings"
+
+
+def checkpoint_manager(
+    directory: str | os.PathLike,
+    *,
+    keep_last: int | None = None,
+    best_metric: str | None = None,
+    best_mode: str = "min",
+    read_only: bool = False,
+) -> ocp.CheckpointManager:
+    """An orbax manager over ``directory`` that keeps the last ``keep_last`` steps and the best one.
+
+    With ``best_metric`` set, orbax persists the metrics passed to ``save`` (it only does so when
+    ``best_fn`` is set) and ``manager.best_step()`` is the step with the best value.
+    """
+    best_fn = None
+    policies: list[Any] = [ocp.checkpoint_managers.LatestN(n=keep_last)]
+    if best_metric is not None:
+        best_fn = lambda metrics: float(metrics[best_metric])  # noqa: E731
+        policies.append(
+            ocp.checkpoint_managers.BestN(
+                get_metric_fn=best_fn,
+                reverse=best_mode == "min",  # BestN keeps the top of an ascending sort
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            )
+        )
+    options = ocp.CheckpointManagerOptions(
+        best_fn=best_fn,
+        best_mode=best_mode,
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        create=not read_only,
+        read_only=read_only,
+        enable_async_checkpointing=False,
+    )
+    return ocp.CheckpointManager(epath.Path(directory).absolute(), options=options)
+
+
+def model_save_args(model: nnx.Module, model_config: dict, prior=None) -> dict[str, Any]:
+    """The orbax save arguments of the model, its config and (if given) its colour prior."""
+    items = {
+        MODEL: ocp.args.StandardSave(nnx.to_pure_dict(nnx.state(model))),
+        CONFIG: ocp.args.JsonSave(_jsonable(model_config)),
+    }
+    if prior is not None:
+        arrays = {name: np.asarray(getattr(prior, name)) for name in ("centres", "counts")}
+        settings = {"smoothing_sigma": float(prior.smoothing_sigma), "lam": float(prior.lam)}
+        items[PRIOR] = ocp.args.StandardSave(arrays)
+        items[PRIOR_SETTINGS] = ocp.args.JsonSave(settings)
+    return items
+
+
+def save_model(directory, model: nnx.Module, model_config: dict, *, prior=None, step: int = 0) -> None:
+    """Write ``model`` (its full nnx state), ``model_config`` and ``prior`` as step ``step``."""
+    with checkpoint_manager(directory) as manager:
+        manager.save(step, args=ocp.args.Composite(**model_save_args(model, model_config, prior)), force=True)
+        manager.wait_until_finished()
+
+
+def saved_items(directory, step: int) -> set[str]:
+    """Names of the items present in ``directory``'s checkpoint of ``step``."""
+    step_dir = epath.Path(directory) / str(step)
+    return {p.name for p in step_dir.iterdir() if p.is_dir()}
+
+
+def resolve_step(manager: ocp.CheckpointManager, directory, step: int | None) -> int:
+    """``step`` if it was saved, else the latest saved step; a clear error if there is none."""
+    steps = manager.all_steps()
+    if not steps:
+        raise FileNotFoundError(f"{directory}: no checkpoint found (expected orbax step directories)")
+    if step is None:
+        return max(steps)
+    if step not in steps:
+        raise FileNotFoundError(f"{directory}: no checkpoint for step {step}; saved steps: {sorted(steps)}")
+    return step
+
+
+def restore_prior(manager: ocp.CheckpointManager, step: int):
+    """The colour prior saved at ``step``, or None when the checkpoint has none."""
+    if PRIOR not in saved_items(manager.directory, step):
+        return None
+    from colorjax.prior import ColourPrior
+
+    restored = manager.restore(
+        step, args=ocp.args.Composite(**{PRIOR: ocp.args.StandardRestore(), PRIOR_SETTINGS: ocp.args.JsonRestore()})
+    )
+    arrays, settings = restored[PRIOR], restored[PRIOR_SETTINGS]
+    return ColourPrior.from_counts(np.asarray(arrays["counts"]), np.asarray(arrays["centres"]), **settings)
+
+
+def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
+    """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
+    from colorjax.models import build_model
+
+    kwargs = dict(model_config)
+    if kwargs.get("centres") is not None:
+        kwargs["centres"] = np.asarray(kwargs["centres"], np.float32)
+    return build_model(**kwargs, rngs=rngs)
+
+
+def abstract_target(abstract_tree, sharding: jax.sharding.Sharding):
+    """Shape/dtype leaves of ``abstract_tree`` placed on ``sharding`` (the restore target)."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_tree)
+
+
+def restore_into(manager, step: int, item: str, abstract_state: nnx.State, sharding) -> nnx.State:
+    """Restore item ``item`` of ``step`` into a copy of ``abstract_state`` laid out on ``sharding``."""
+    target = abstract_target(nnx.to_pure_dict(abstract_state), sharding)
+    restored = manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))[item]
+    state = jax.tree.map(lambda x: x, abstract_state)
+    nnx.replace_by_pure_dict(state, restored)
+    return state
+
+
+def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sharding | None = None):
+    """Load ``(model, model_config, prior)`` from a ``save_model`` directory or a training workdir.
+
+    ``step`` defaults to the latest saved step; the arrays land on ``sharding`` (default: the first
+    local device). The model comes back in evaluation mode.
+    """
+    directory = epath.Path(directory).absolute()
+    if not directory.exists():
+        raise FileNotFoundError(f"{directory}: checkpoint directory does not exist")
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    with checkpoint_manager(directory, read_only=True) as manager:
+        step = resolve_step(manager, directory, step)
+        items = saved_items(directory, step)
+        if MODEL not in items or CONFIG not in items:
+            raise FileNotFoundError(f"{directory}/{step}: not a colorjax checkpoint (needs items 'model' and 'config')")
+        model_config = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+        prior = restore_prior(manager, step)
+        abstract_model = nnx.eval_shape(lambda: build_model_from_config(model_config, nnx.Rngs(0)))
+        graphdef, abstract_state = nnx.split(abstract_model)
+        state = restore_into(manager, step, MODEL, abstract_state, sharding)
+    model = nnx.merge(graphdef, state)
+    model.eval()
+    return model, model_config, prior
+
+
+def _jsonable(value):
+    """Arrays and numpy scalars inside a config turned into plain lists and numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.ndarray, jax.Array)):
+        return np.asarray(value).tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
