@@ -1,0 +1,79 @@
+"""Table writing: records in, Markdown with ours beside the paper's numbers out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+from colorjax.evaluation import paper_numbers, tables
+from colorjax.evaluation.evaluate import image_grid
+from colorjax.evaluation.report import format_value, read_record, report_paths, write_report
+
+
+def _record(metrics: dict) -> dict:
+    return {"data": "embedded", "split": "test", "size": 64, "temperature": 0.38, "checkpoint": None,
+            "baseline": "gray", "prior_source": "file prior.npz", "metrics": {**metrics, "n_images": 2}}
+
+
+def _table_row(markdown: str, label: str) -> list[str]:
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_zhang_table_puts_ours_beside_the_paper(tmp_path):
+    write_report(tmp_path / "gray", _record({"auc_raw": 91.23456, "auc_rebalanced": 55.5, "psnr": 23.0,
+                                              "colourfulness": 0.0}), [])
+    write_report(tmp_path / "classification_rebalanced", _record({"auc_raw": 85.0, "auc_rebalanced": 60.0}), [])
+    records = tables.load_records(tables.ZHANG, tmp_path)
+    assert set(records) == {"gray", "classification_rebalanced"}
+    markdown = tables.render_table(tables.ZHANG, records)
+    # columns: method, auc raw ours, paper, auc rebal ours, paper, psnr ours, paper, cf ours, paper, images
+    assert _table_row(markdown, "Gray (ab = 0)") == ["Gray (ab = 0)", "91.23", "89.1", "55.5", "58", "23", "-",
+                                                      "0", "-", "2"]
+    full = _table_row(markdown, "Classification, rebalanced (full)")
+    assert full[1:5] == ["85", "89.5", "60", "67.3"] and full[5:9] == ["-", "22.64", "-", "31.6"]
+    empty = _table_row(markdown, "L2 regression")
+    assert empty[1] == "-" and empty[2] == "91.2"
+    assert "No record for: random, regression_l2, classification." in markdown
+
+
+def test_seed000_paper_psnr_is_the_one_rmse_implies():
+    unet = tables.SEED000.paper["unet"]
+    assert unet["psnr_from_rmse"] == round(-20 * math.log10(0.206), 2) == 13.72
+    assert paper_numbers.psnr_from_rmse(0.1) == 20.0
+    markdown = tables.render_table(tables.SEED000, {})
+    assert "-150.4" in markdown and _table_row(markdown, "Pix2Pix")[6] == "13.31"
+
+
+def test_activation_table_has_every_activation_with_and_without_batchnorm(tmp_path):
+    assert len(tables.ACTIVATIONS.rows) == 10
+    write_report(tmp_path / "patchnet_elu_nobn", _record({"auc_raw": 70.0}), [])
+    markdown = tables.render_table(tables.ACTIVATIONS, tables.load_records(tables.ACTIVATIONS, tmp_path))
+    assert _table_row(markdown, "elu, without BatchNorm")[1] == "70"
+
+
+def test_table_command_writes_markdown_and_refuses_an_empty_folder(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    tables.add_arguments(parser)
+    out = tmp_path / "zhang.md"
+    assert tables.run(parser.parse_args(["zhang", "--records", str(tmp_path), "--out", str(out)])) == 2
+    write_report(tmp_path / "random", _record({"auc_raw": 80.0}), [])
+    assert tables.run(parser.parse_args(["zhang", "--records", str(tmp_path), "--out", str(out)])) == 0
+    assert _table_row(out.read_text(), "Random (colours of another image)")[1:3] == ["80", "84.2"]
+
+
+def test_report_round_trip_and_grid(tmp_path):
+    rows = [[np.full((4, 5, 3), v, np.uint8) for v in (10, 20, 30)] for _ in range(2)]
+    paths = write_report(tmp_path / "sub" / "eval.json", _record({"psnr": 12.5}), rows)
+    assert paths["json"].name == "eval.json" and paths["grid"].name == "eval_grid.png"
+    assert read_record(tmp_path / "sub" / "eval")["metrics"]["psnr"] == 12.5
+    assert json.loads(paths["json"].read_text())["baseline"] == "gray"
+    assert "| psnr | 12.5 |" in paths["md"].read_text()
+    grid = image_grid(rows, pad=1)
+    assert grid.shape == (2 * 5 + 1, 3 * 6 + 1, 3)
+    assert grid[1, 1 + 6, 0] == 20 and grid[0, 0, 0] == 255
+    assert report_paths("x/y")["md"].name == "y.md"
+    assert format_value(None) == "-" and format_value(3) == "3" and format_value(0.123456) == "0.1235"
