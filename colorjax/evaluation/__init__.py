@@ -1,0 +1,6 @@
+"""Evaluation: metrics of checkpoints and baselines on a dataset, and the papers' tables."""
+
+from colorjax.evaluation.baselines import BASELINES, baseline_predictor
+from colorjax.evaluation.evaluate import evaluate, image_grid, model_predictor
+
+__all__ = ["BASELINES", "baseline_predictor", "evaluate", "image_grid", "model_predictor"]

@@ -1,0 +1,106 @@
+"""Evaluate a colorizer on a dataset split: every metric of :mod:`colorjax.metrics`, and a grid.
+
+A *predictor* maps a batch of ground-truth Lab images [B, S, S, 3] to predicted ab [B, S, S, 2].
+Models and the gray baseline read only L (channel 0); the random baseline reads the colours of
+*other* images of the set (see :mod:`colorjax.evaluation.baselines`). The predicted ab is joined with
+the true L, converted to sRGB (channels clipped to [0, 1], as ``skimage.color.lab2rgb`` does) and
+compared with the true sRGB.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from colorjax import color
+
+Predictor = Callable[[jnp.ndarray], jnp.ndarray]
+GRID_IMAGES = 8  # images shown in an evaluation's grid (rows of gray | prediction | truth)
+
+
+def upsample_ab(ab: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+    """Bilinear resize of ab [B, h, w, 2] to [B, height, width, 2] (identity when sizes agree)."""
+    if ab.shape[1:3] == (height, width):
+        return ab
+    return jax.image.resize(ab, (ab.shape[0], height, width, ab.shape[-1]), method="bilinear")
+
+
+def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
+    """A model's ab at full crop resolution (annealed mean at ``temperature`` for Q-bin heads)."""
+
+    @nnx.jit
+    def predict(model, lab):
+        ab = model.predict_ab(lab[..., :1], temperature=temperature)
+        return upsample_ab(ab, lab.shape[1], lab.shape[2])
+
+    return lambda lab: predict(model, lab)
+
+
+def prediction_rgb(lab_true: jnp.ndarray, ab_pred: jnp.ndarray) -> jnp.ndarray:
+    """sRGB in [0, 1] of the true L joined with the predicted ab."""
+    return color.lab_to_rgb(jnp.concatenate([lab_true[..., :1], ab_pred], axis=-1))
+
+
+def evaluate(
+    predictor: Predictor,
+    batches: Iterable[dict],
+    *,
+    prior=None,
+    max_images: int | None = None,
+    grid_images: int = GRID_IMAGES,
+) -> tuple[dict, list[list[np.ndarray]]]:
+    """Run ``predictor`` over ``batches`` of ``{"rgb": uint8 [B, S, S, 3]}``.
+
+    Returns ``(metrics, grid_rows)``: the accumulated metrics (plus ``n_images`` and ``wall_s``) and
+    up to ``grid_images`` rows of uint8 images [gray, prediction, truth].
+    """
+    from colorjax.metrics import MetricAccumulator, batch_metric_sums
+
+    sums_fn = jax.jit(lambda pred, true: batch_metric_sums(pred, true, prior=prior))
+    accumulator, rows, n_images, start = MetricAccumulator(), [], 0, time.perf_counter()
+    for batch in batches:
+        rgb_uint8 = np.asarray(batch["rgb"])
+        if max_images is not None:
+            rgb_uint8 = rgb_uint8[: max_images - n_images]
+        if len(rgb_uint8) == 0:
+            break
+        true_rgb = color.uint8_to_float(rgb_uint8)
+        lab = color.rgb_to_lab(true_rgb)
+        pred_rgb = prediction_rgb(lab, predictor(lab))
+        accumulator.update(sums_fn(pred_rgb, true_rgb))
+        rows.extend(_grid_rows(lab, pred_rgb, rgb_uint8, grid_images - len(rows)))
+        n_images += len(rgb_uint8)
+        if max_images is not None and n_images >= max_images:
+            break
+    if n_images == 0:
+        raise ValueError("evaluation data yielded no images")
+    metrics = {k: float(v) for k, v in accumulator.result().items()}
+    metrics.update(n_images=n_images, wall_s=round(time.perf_counter() - start, 2))
+    return metrics, rows
+
+
+def _grid_rows(lab, pred_rgb, true_uint8, n: int) -> list[list[np.ndarray]]:
+    if n <= 0:
+        return []
+    gray = color.lab_to_rgb(jnp.concatenate([lab[:n, ..., :1], jnp.zeros_like(lab[:n, ..., 1:])], axis=-1))
+    to_uint8 = lambda x: np.asarray(jnp.round(x * 255.0)).astype(np.uint8)  # noqa: E731
+    return [list(r) for r in zip(to_uint8(gray), to_uint8(pred_rgb[:n]), true_uint8[:n])]
+
+
+def image_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile rows of equal-size uint8 RGB images into one image, ``pad`` pixels apart."""
+    if not rows:
+        raise ValueError("image_grid: no images")
+    h, w = rows[0][0].shape[:2]
+    n_cols = max(len(r) for r in rows)
+    grid = np.full((len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad, 3), fill, np.uint8)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = image
+    return grid
