@@ -1,0 +1,105 @@
+"""Colour prior: counting, smoothing and rebalancing weights against hand computations."""
+
+import jax
+import numpy as np
+import pytest
+
+from colorjax import bins, prior
+from colorjax.prior import ColourPrior
+
+LINE = np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]], np.float32)
+
+
+def test_bin_counts_by_hand():
+    ab = np.array([[[1.0, 2.0], [9.0, 0.0], [16.0, -3.0], [40.0, 0.0]]], np.float32)
+    np.testing.assert_array_equal(prior.bin_counts(ab, LINE), [1, 1, 2])
+    mask = np.array([[1, 0, 1, 1]], bool)
+    np.testing.assert_array_equal(jax.jit(prior.bin_counts)(ab, LINE, mask), [1, 0, 2])
+
+
+def test_count_bins_over_skips_gray_images():
+    colourful = np.zeros((2, 2, 2, 2), np.float32)
+    colourful[0] = [[[0.0, 0.0], [12.0, 1.0]], [[21.0, 0.0], [19.0, 0.0]]]
+    gray = np.zeros((1, 2, 2, 2), np.float32)  # every pixel at centre 0
+    counts, images = prior.count_bins_over([colourful[:1], gray], LINE)
+    np.testing.assert_array_equal(counts, [1, 1, 2])
+    assert images == 1 and counts.dtype == np.float64
+    counts, images = prior.count_bins_over([colourful[:1], gray], LINE, skip_gray=False)
+    np.testing.assert_array_equal(counts, [5, 1, 2])
+    assert images == 2
+
+
+def test_smoothed_prior_and_weights_by_hand():
+    # p = (1/2, 1/4, 1/4) on three centres 10 apart; sigma 5 gives kernel exp(-d^2 / 50):
+    # e^-2 between neighbours and e^-8 between the two ends.
+    e2, e8 = np.exp(-2.0), np.exp(-8.0)
+    blurred = np.array([0.5 + 0.25 * e2 + 0.25 * e8, 0.5 * e2 + 0.25 + 0.25 * e2, 0.5 * e8 + 0.25 * e2 + 0.25])
+    p = blurred / blurred.sum()
+    w = 1.0 / (0.5 * p + 0.5 / 3)
+    w = w / (p * w).sum()
+    result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=5.0, lam=0.5)
+    np.testing.assert_allclose(result.probs, p, rtol=1e-12)
+    np.testing.assert_allclose(result.weights, w, rtol=1e-12)
+    assert np.sum(result.probs * result.weights) == pytest.approx(1.0, abs=1e-12)
+    assert result.num_pixels == 4
+
+
+def test_unsmoothed_prior_is_seed_004s_variant():
+    result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=None)
+    np.testing.assert_allclose(result.probs, [0.5, 0.25, 0.25])
+    # w ~ 1 / (0.25 + 1/6) = 2.4 and 1 / (0.125 + 1/6) = 24/7; sum p w = 1 fixes the scale.
+    raw = np.array([2.4, 24 / 7, 24 / 7])
+    np.testing.assert_allclose(result.weights, raw / (raw @ [0.5, 0.25, 0.25]))
+
+
+def test_inverse_prior_gives_zero_weight_to_empty_bins():
+    weights = prior.rebalancing_weights([0.5, 0.5, 0.0], lam=0.0)
+    np.testing.assert_allclose(weights, [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="lambda"):
+        prior.rebalancing_weights([1.0], lam=1.5)
+
+
+def test_uniform_prior_has_unit_weights():
+    uniform = ColourPrior.uniform(bins.zhang_bins())
+    np.testing.assert_allclose(uniform.weights, 1.0)
+    np.testing.assert_allclose(uniform.probs, 1 / 313)
+
+
+def test_zhang_bins_prior_sums_to_one():
+    counts = np.random.default_rng(0).integers(0, 1000, 313)
+    result = ColourPrior.from_counts(counts, bins.zhang_bins())
+    assert result.probs.sum() == pytest.approx(1.0) and np.sum(result.probs * result.weights) == pytest.approx(1.0)
+    # The weights are bounded by the uniform mixture: w <= 1 / (lambda / Q), normalised.
+    assert result.weights.max() / result.weights.min() < 1 / (0.5 / 313) / (1 / (0.5 + 0.5 / 313))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    for sigma in (5.0, None):
+        original = ColourPrior.from_counts([3.0, 0.0, 1.0], LINE, smoothing_sigma=sigma, num_images=7)
+        original.save(tmp_path / "prior.npz")
+        loaded = ColourPrior.load(tmp_path / "prior.npz")
+        for name in ("centres", "counts", "probs", "weights"):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
+        assert (loaded.smoothing_sigma, loaded.lam, loaded.num_images) == (sigma, 0.5, 7)
+        assert loaded.metadata()["num_pixels"] == 4
+
+
+def test_load_refuses_bad_files(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.npz"):
+        ColourPrior.load(tmp_path / "junk.npz")
+    good = ColourPrior.from_counts([1.0, 1.0, 2.0], LINE)
+    np.savez(tmp_path / "bad.npz", centres=good.centres, counts=good.counts, weights=good.weights * 2,
+             metadata=np.array('{"format_version": 1, "smoothing_sigma": 5.0, "lam": 0.5, "num_images": null}'))
+    with pytest.raises(ValueError, match="bad.npz.*disagree"):
+        ColourPrior.load(tmp_path / "bad.npz")
+
+
+def test_per_pixel_weights_and_gray_images():
+    result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=None)
+    ab = np.array([[[[1.0, 0.0], [14.0, 0.0]]], [[[3.0, 0.0], [0.0, 0.0]]]], np.float32)  # [2, 1, 2, 2]
+    weights = jax.jit(prior.per_pixel_weights)(ab, result)  # the prior passes through jit as a pytree
+    np.testing.assert_allclose(weights, result.weights[[[[0, 1]], [[0, 0]]]], rtol=1e-6)
+    masked = prior.zero_gray_images(weights, bins.is_colourful(ab))
+    np.testing.assert_allclose(masked[0], weights[0])
+    np.testing.assert_allclose(masked[1], 0.0)
