@@ -1,0 +1,180 @@
+"""Builds a folder of images, once, into a TFDS array_record dataset in a data dir.
+
+Layout: ``DATA_DIR/NAME/1.0.0/`` holds TFDS's ``dataset_info.json`` and ``features.json``, the
+array_record shards, and ``colorjax_build.json`` (source folder, fingerprint, split rule, counts
+and every skipped file with its reason).  It is written with ``tfds.core.SequentialWriter``, which
+needs no TensorFlow (``tfds.dataset_builders.store_as_tfds_dataset`` would go through
+``download_and_prepare``, which in tfds 4.9.10 imports ``importlib_resources``, a package tfds
+only declares for Python < 3.9), and read back with ``tfds.data_source`` / ``as_data_source``.
+
+Each example is ``{"image": encoded bytes, "filename": path relative to the folder}``.  Every file
+is fully decoded once (``images.decode_image``); a plain upright RGB JPEG is stored as its original
+bytes, anything that needed a conversion (EXIF rotation, gray, alpha, palette, 16-bit, CMYK, a
+non-sRGB profile) as a lossless PNG of the converted pixels.  Files that fail are skipped, logged
+with their reason and listed in the build record: one bad file never stops a build.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import logging
+import os
+import pathlib
+import re
+import shutil
+import time
+
+from colorjax.data import splits as splits_lib
+from colorjax.data.images import BadImageError, decode_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+DATASET_VERSION = "1.0.0"
+BUILD_RECORD = "colorjax_build.json"
+EXAMPLES_PER_SHARD = 1024
+
+
+def dataset_name_for(folder: str | os.PathLike) -> str:
+    """A valid TFDS name from the folder's name: ``imagenet-samples`` -> ``imagenet_samples``."""
+    name = re.sub(r"[^a-z0-9]+", "_", pathlib.Path(folder).resolve().name.lower()).strip("_")
+    return name if name[:1].isalpha() else f"folder_{name}"
+
+
+def dataset_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
+    return pathlib.Path(data_dir).expanduser() / name / DATASET_VERSION
+
+
+def list_images(folder: pathlib.Path) -> list[str]:
+    """Relative ``/`` paths of the image files under ``folder`` (recursive, hidden files skipped)."""
+    found = []
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for file in files:
+            if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES):
+                found.append((pathlib.Path(directory) / file).relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def fingerprint(folder: pathlib.Path, relative_paths: list[str]) -> str:
+    """Changes when a file is added, removed, resized or touched."""
+    digest = hashlib.sha256()
+    for path in relative_paths:
+        stat = (folder / path).stat()
+        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def read_build_record(directory: str | os.PathLike) -> dict | None:
+    path = pathlib.Path(directory) / BUILD_RECORD
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _check_folder(folder: str | os.PathLike) -> tuple[pathlib.Path, list[str]]:
+    root = pathlib.Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist (or is not a folder)")
+    paths = list_images(root)
+    if not paths:
+        raise ValueError(f"image folder {root} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+    return root, paths
+
+
+def ensure_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAULT_RATIOS) -> pathlib.Path:
+    """The dataset directory of ``folder``, built first if missing or built from other files."""
+    root, paths = _check_folder(folder)
+    directory = dataset_dir(data_dir, name or dataset_name_for(root))
+    record = read_build_record(directory)
+    current = record and record["fingerprint"] == fingerprint(root, paths) and record["ratios"] == list(ratios)
+    if not current:
+        build_folder_dataset(root, data_dir, name=name, ratios=ratios)
+    return directory
+
+
+def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAULT_RATIOS, threads=2) -> dict:
+    """Builds (or rebuilds) the dataset; returns the build record written beside it."""
+    import tensorflow_datasets as tfds
+
+    started = time.perf_counter()
+    root, paths = _check_folder(folder)
+    ratios = splits_lib.check_ratios(ratios)
+    name = name or dataset_name_for(root)
+    final_dir = dataset_dir(data_dir, name)
+    work_dir = final_dir.with_name(f"{DATASET_VERSION}.incomplete-{os.getpid()}")
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    assigned = splits_lib.assign_splits(root, paths, ratios)
+    record = {
+        "name": name,
+        "source_folder": str(root),
+        "fingerprint": fingerprint(root, paths),
+        "ratios": list(ratios),
+        "split_rule": "subfolders" if splits_lib.split_folders(root) else "sha256 of relative path",
+        "files_found": len(paths),
+        "files_outside_split_folders": len(paths) - sum(map(len, assigned.values())),
+        "examples": {},
+        "conversions": {},
+        "skipped": [],
+    }
+    features = tfds.features.FeaturesDict(
+        {"image": tfds.features.Image(shape=(None, None, 3)), "filename": tfds.features.Text()}
+    )
+    identity = tfds.core.DatasetIdentity(
+        name=name, version=tfds.core.Version(DATASET_VERSION), data_dir=str(work_dir), module_name=__name__
+    )
+    info = tfds.core.DatasetInfo(
+        builder=identity, description=f"Images of the folder {root}, built by colorjax.", features=features
+    )
+    writer = tfds.core.SequentialWriter(info, EXAMPLES_PER_SHARD, file_format="array_record")
+    nonempty = [split for split in splits_lib.SPLITS if assigned[split]]
+    writer.initialize_splits(nonempty)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for split in nonempty:
+            encoded = pool.map(lambda path: _encode(root, path), assigned[split])
+            writer.add_examples({split: _collect(zip(assigned[split], encoded), record, split)})
+    writer.close_all()
+    if not sum(record["examples"].values()):
+        shutil.rmtree(work_dir)
+        raise ValueError(f"no readable image in {root}: all {len(paths)} files were skipped")
+    record["build_seconds"] = round(time.perf_counter() - started, 2)
+    (work_dir / BUILD_RECORD).write_text(json.dumps(record, indent=1))
+    shutil.rmtree(final_dir, ignore_errors=True)
+    work_dir.rename(final_dir)
+    log.info("built %s into %s: %s, %d skipped", root, final_dir, record["examples"], len(record["skipped"]))
+    return record
+
+
+def _encode(root: pathlib.Path, relative_path: str) -> tuple[bytes, tuple[str, ...]] | BadImageError:
+    """The bytes to store for one file and the conversions it needed, or the error."""
+    path = root / relative_path
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return BadImageError(str(path), f"cannot read the file ({error.strerror or error})")
+    try:
+        decoded = decode_image(data, str(path))
+    except BadImageError as error:
+        return error
+    if decoded.source_format == "JPEG" and not decoded.conversions:
+        return data, ()
+    buffer = io.BytesIO()
+    decoded.image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue(), decoded.conversions
+
+
+def _collect(results, record: dict, split: str):
+    """Yields the examples of one split, recording conversions and skipped files."""
+    record["examples"][split] = 0
+    for relative_path, result in results:
+        if isinstance(result, BadImageError):
+            log.warning("skipping %s", result)
+            record["skipped"].append({"file": relative_path, "reason": result.problem})
+            continue
+        data, conversions = result
+        for conversion in conversions:
+            record["conversions"][conversion] = record["conversions"].get(conversion, 0) + 1
+        record["examples"][split] += 1
+        yield {"image": data, "filename": relative_path}
