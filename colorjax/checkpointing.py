@@ -64,24 +64,24 @@ def checkpoint_manager(
     return ocp.CheckpointManager(epath.Path(directory).absolute(), options=options)
 
 
-def model_save_args(model: nnx.Module, model_config: dict, prior=None) -> dict[str, Any]:
-    """The orbax save arguments of the model, its config and (if given) its colour prior."""
+def model_save_args(model_state: nnx.State, model_config: dict, prior=None) -> dict[str, Any]:
+    """The orbax save arguments of a model's full nnx state, its config and its colour prior."""
     items = {
-        MODEL: ocp.args.StandardSave(nnx.to_pure_dict(nnx.state(model))),
+        MODEL: ocp.args.StandardSave(nnx.to_pure_dict(model_state)),
         CONFIG: ocp.args.JsonSave(_jsonable(model_config)),
     }
     if prior is not None:
         arrays = {name: np.asarray(getattr(prior, name)) for name in ("centres", "counts")}
-        settings = {"smoothing_sigma": float(prior.smoothing_sigma), "lam": float(prior.lam)}
+        settings = {"smoothing_sigma": prior.smoothing_sigma, "lam": prior.lam, "num_images": prior.num_images}
         items[PRIOR] = ocp.args.StandardSave(arrays)
-        items[PRIOR_SETTINGS] = ocp.args.JsonSave(settings)
+        items[PRIOR_SETTINGS] = ocp.args.JsonSave(_jsonable(settings))
     return items
 
 
 def save_model(directory, model: nnx.Module, model_config: dict, *, prior=None, step: int = 0) -> None:
     """Write ``model`` (its full nnx state), ``model_config`` and ``prior`` as step ``step``."""
     with checkpoint_manager(directory) as manager:
-        manager.save(step, args=ocp.args.Composite(**model_save_args(model, model_config, prior)), force=True)
+        manager.save(step, args=ocp.args.Composite(**model_save_args(nnx.state(model), model_config, prior)), force=True)
         manager.wait_until_finished()
 
 
@@ -113,7 +113,7 @@ def restore_prior(manager: ocp.CheckpointManager, step: int):
         step, args=ocp.args.Composite(**{PRIOR: ocp.args.StandardRestore(), PRIOR_SETTINGS: ocp.args.JsonRestore()})
     )
     arrays, settings = restored[PRIOR], restored[PRIOR_SETTINGS]
-    return ColourPrior.from_counts(np.asarray(arrays["counts"]), np.asarray(arrays["centres"]), **settings)
+    return ColourPrior.from_counts(np.asarray(arrays["counts"], np.float64), np.asarray(arrays["centres"]), **settings)
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
