@@ -46,6 +46,6 @@ def embedded_photos() -> dict[str, np.ndarray]:
 def embedded_split(split: str) -> list[tuple[str, np.ndarray]]:
     """``(name, uint8 RGB)`` pairs of one split: ``train``, ``test`` or ``validation`` (= test)."""
     if split not in ("train", "test", "validation"):
-        raise ValueError(f"the embedded dataset has splits train, test, validation; got {split!r}")
+        raise ValueError(f"the embedded dataset has no split {split!r}; it has train, test, validation")
     held_out = split != "train"
     return [(name, image) for name, image in embedded_photos().items() if (name in TEST_PHOTOS) == held_out]

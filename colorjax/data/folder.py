@@ -83,14 +83,18 @@ def _check_folder(folder: str | os.PathLike) -> tuple[pathlib.Path, list[str]]:
     return root, paths
 
 
-def ensure_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAULT_RATIOS) -> pathlib.Path:
-    """The dataset directory of ``folder``, built first if missing or built from other files."""
+def ensure_folder_dataset(folder, data_dir, *, name=None, ratios=None) -> pathlib.Path:
+    """The dataset directory of ``folder``, built first if missing or built from other files.
+
+    ``ratios=None`` accepts the existing build's ratios (and uses the default for a new build);
+    other ratios than the existing build's rebuild it.
+    """
     root, paths = _check_folder(folder)
     directory = dataset_dir(data_dir, name or dataset_name_for(root))
     record = read_build_record(directory)
-    current = record and record["fingerprint"] == fingerprint(root, paths) and record["ratios"] == list(ratios)
-    if not current:
-        build_folder_dataset(root, data_dir, name=name, ratios=ratios)
+    current = record and record["fingerprint"] == fingerprint(root, paths)
+    if not current or (ratios is not None and record["ratios"] != list(splits_lib.check_ratios(ratios))):
+        build_folder_dataset(root, data_dir, name=name, ratios=ratios or splits_lib.DEFAULT_RATIOS)
     return directory
 
 

@@ -52,15 +52,16 @@ def spec_kind(spec: str) -> str:
     raise FileNotFoundError(f"{spec!r} is neither an existing image folder, 'embedded', nor a TFDS dataset name")
 
 
-def open_source(spec: str, split: str, *, data_dir: str | None = None, image_key: str = "image") -> Source:
-    """Opens one split of a dataset spec (building a folder dataset first if needed)."""
+def open_source(spec: str, split: str, *, data_dir=None, image_key: str = "image", split_ratios=None) -> Source:
+    """Opens one split of a dataset spec (building a folder dataset first if needed, with
+    ``split_ratios``, default: as already built, else 80 / 10 / 10)."""
     split = normalize_split(split)
     match spec_kind(spec):
         case "embedded":
             records = [{"image": image, "filename": name} for name, image in embedded.embedded_split(split)]
             return Source(f"embedded/{split}", records)
         case "folder":
-            directory = folder.ensure_folder_dataset(spec, data_dir or default_data_dir())
+            directory = folder.ensure_folder_dataset(spec, data_dir or default_data_dir(), ratios=split_ratios)
             return Source(f"{spec} ({directory}) / {split}", _folder_records(directory, split))
         case "tfds":
             return Source(f"tfds {spec} / {split}", _tfds_records(spec, split, data_dir, image_key), image_key)
