@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax import color
+from colorjax.inference.colorize import predict_ab_covering
 
 Predictor = Callable[[jnp.ndarray], jnp.ndarray]
 GRID_IMAGES = 8  # images shown in an evaluation's grid (rows of gray | prediction | truth)
@@ -35,7 +36,7 @@ def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
 
     @nnx.jit
     def predict(model, lab):
-        ab = model.predict_ab(lab[..., :1], temperature=temperature)
+        ab = predict_ab_covering(model, lab[..., :1], temperature)
         return upsample_ab(ab, lab.shape[1], lab.shape[2])
 
     return lambda lab: predict(model, lab)

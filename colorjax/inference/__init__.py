@@ -1,0 +1,11 @@
+"""Inference: colorize images of any size from a checkpoint (Python API and ``colorjax colorize``)."""
+
+from colorjax.inference.colorize import (
+    ColorizeSummary,
+    colorize_arrays,
+    colorize_files,
+    find_images,
+    fit_chroma_to_gamut,
+)
+
+__all__ = ["ColorizeSummary", "colorize_arrays", "colorize_files", "find_images", "fit_chroma_to_gamut"]

@@ -1,0 +1,248 @@
+"""Colorize images of any size: infer ab at the model's size, keep the full-resolution L.
+
+The path of one image (Zhang et al. 2016, REFERENCE section 2, "inference at any size"):
+full-resolution RGB -> L (colour inputs are thereby desaturated: only L is used) -> L resized to
+``size`` x ``size`` -> model -> ab at the output resolution -> ab resized back to the full
+resolution -> joined with the full-resolution L -> sRGB.
+
+Images are grouped in fixed-size batches so that the model runs on the device once per batch with
+one compiled shape (the last batch is padded). Colours that the predicted ab puts outside the sRGB
+gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the output's
+L is the input's L up to 8-bit rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from colorjax import color
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg")}
+JPEG_QUALITY = 95
+# Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (REFERENCE section 2).
+DEFAULT_TEMPERATURE = 0.38
+DEFAULT_SIZE = 256
+# Bisection steps of the chroma reduction: 2^-10 of the predicted chroma is well below 8-bit rounding.
+GAMUT_BISECTION_STEPS = 10
+
+
+@dataclasses.dataclass
+class ColorizeSummary:
+    """What a run did: the files written and, per failed input, the reason."""
+
+    written: list[Path] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{len(self.written)} colorized, {len(self.failed)} failed"
+
+
+def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """Expand files, folders (recursive) and glob patterns into ``(path, output name)`` pairs.
+
+    A folder's images keep their path relative to the folder, so equal names in sub-folders do not
+    collide; a pattern or folder that matches nothing is an error naming it. A file named
+    explicitly is kept whatever its suffix (reading it decides whether it is an image).
+    """
+    found: list[tuple[Path, Path]] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise FileNotFoundError(f"{item}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend((p, p.relative_to(path)) for p in files)
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        elif glob.has_magic(item):
+            files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not files:
+                raise FileNotFoundError(f"{item}: pattern matches no file")
+            found.extend((p, Path(p.name)) for p in files)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    return _unique_names(found)
+
+
+def _unique_names(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Drop repeated inputs; give a ``_N`` suffix to distinct inputs with equal output names."""
+    seen_inputs: set[Path] = set()
+    used: set[Path] = set()
+    unique = []
+    for path, name in found:
+        if path.resolve() in seen_inputs:
+            continue
+        seen_inputs.add(path.resolve())
+        stem, candidate, n = name.with_suffix(""), name.with_suffix(""), 1
+        while candidate in used:
+            candidate, n = Path(f"{stem}_{n}"), n + 1
+        used.add(candidate)
+        unique.append((path, candidate))
+    return unique
+
+
+def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) -> jnp.ndarray:
+    """Scale each out-of-gamut pixel's ab towards 0 until it is (just) inside sRGB; L and hue kept.
+
+    Bisection on the scale s in [0, 1]: (L, 0, 0) is in gamut for every L in [0, 100].
+    """
+    L, ab = lab[..., :1], lab[..., 1:]
+    inside = lambda s: ~color.out_of_gamut(jnp.concatenate([L, ab * s[..., None]], axis=-1))  # noqa: E731
+    lo = jnp.where(inside(jnp.ones(lab.shape[:-1])), 1.0, 0.0)
+    hi = jnp.ones(lab.shape[:-1])
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        ok = inside(mid)
+        lo, hi = jnp.where(ok, mid, lo), jnp.where(ok | (lo == 1.0), hi, mid)
+    return jnp.concatenate([L, ab * lo[..., None]], axis=-1)
+
+
+# Full-resolution pixel work runs in fixed-size chunks of flattened pixels: one compiled shape serves
+# images of every size (jit per image shape would recompile for each new size).
+PIXEL_CHUNK = 1 << 18
+
+
+def map_pixels(fn, *arrays: np.ndarray) -> np.ndarray:
+    """Apply the jitted per-pixel ``fn`` to arrays [H, W, C_i] chunk by chunk; returns [H, W, C_out]."""
+    H, W = arrays[0].shape[:2]
+    flat = [np.asarray(a).reshape(H * W, -1) for a in arrays]
+    padded = -(-(H * W) // PIXEL_CHUNK) * PIXEL_CHUNK
+    flat = [np.pad(a, ((0, padded - H * W), (0, 0))) for a in flat]
+    chunks = [np.asarray(fn(*(a[i : i + PIXEL_CHUNK] for a in flat))) for i in range(0, padded, PIXEL_CHUNK)]
+    return np.concatenate(chunks)[: H * W].reshape(H, W, -1)
+
+
+@jax.jit
+def _lightness_pixels(rgb_uint8):
+    return color.rgb_uint8_to_lab(rgb_uint8)[..., :1]
+
+
+@jax.jit
+def _lab_pixels_to_uint8(L, ab):
+    rgb = color.lab_to_rgb(fit_chroma_to_gamut(jnp.concatenate([L, ab], axis=-1)))
+    return jnp.round(rgb * 255.0).astype(jnp.uint8)
+
+
+def lightness(rgb_uint8: np.ndarray) -> np.ndarray:
+    """L [H, W, 1] of a uint8 RGB image (gray images are stored with R = G = B)."""
+    return map_pixels(_lightness_pixels, rgb_uint8)
+
+
+def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -> jnp.ndarray:
+    """ab at the model's output resolution covering all of L [B, S, S, 1] (traceable).
+
+    A backbone with valid convolutions loses ``model.border`` pixels per side; L is edge-padded by
+    that much first, so the output still covers the whole input.
+    """
+    pad = getattr(model, "border", 0)
+    if pad:
+        L = jnp.pad(L, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return model.predict_ab(L, temperature=temperature)
+
+
+@nnx.jit(static_argnames=("temperature",))
+def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
+    return predict_ab_covering(model, L_small, temperature)
+
+
+def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
+    """ab at the model's output resolution for a batch of L [B, size, size, 1], jitted."""
+    return _predict_ab(model, L_small, temperature=float(temperature))
+
+
+def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
+    """Bilinear-upsample ab [h, w, 2] to L's [H, W] and return the joined image as uint8 sRGB."""
+    H, W = L_full.shape[:2]
+    ab = jax.image.resize(ab_small, (H, W, 2), method="bilinear")
+    return map_pixels(_lab_pixels_to_uint8, L_full, ab)
+
+
+def colorize_arrays(
+    model: nnx.Module,
+    images: Sequence[np.ndarray],
+    *,
+    size: int = DEFAULT_SIZE,
+    temperature: float = DEFAULT_TEMPERATURE,
+    batch_size: int = 8,
+) -> list[np.ndarray]:
+    """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size."""
+    out: list[np.ndarray] = []
+    for start in range(0, len(images), batch_size):
+        out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size))
+    return out
+
+
+def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+    rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
+    L_full = [lightness(rgb) for rgb in rgbs]
+    L_small = [jax.image.resize(L, (size, size, 1), method="linear", antialias=True) for L in L_full]
+    L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
+    ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
+    return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
+
+
+def save_image(rgb: np.ndarray, path: Path, fmt: str) -> None:
+    """Write uint8 RGB as PNG or JPEG (quality 95), creating parent folders."""
+    pil_format, _ = OUTPUT_FORMATS[fmt]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"quality": JPEG_QUALITY} if pil_format == "JPEG" else {}
+    Image.fromarray(rgb).save(path, format=pil_format, **options)
+
+
+def colorize_files(
+    model: nnx.Module,
+    inputs: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    size: int = DEFAULT_SIZE,
+    temperature: float = DEFAULT_TEMPERATURE,
+    batch_size: int = 8,
+    fmt: str = "png",
+    progress: bool = True,
+    on_error: Callable[[Path, str], None] | None = None,
+) -> ColorizeSummary:
+    """Colorize files, folders and globs into ``out_dir``; a bad file is reported and skipped.
+
+    Returns a :class:`ColorizeSummary`; ``on_error(path, reason)`` is called for each bad file as
+    it is met (the command line prints it).
+    """
+    from tqdm.auto import tqdm
+
+    from colorjax.data import BadImageError, load_image
+
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
+    suffix = OUTPUT_FORMATS[fmt][1]
+    todo = find_images(inputs)
+    summary = ColorizeSummary()
+    bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        loaded, names = [], []
+        for path, name in todo[start : start + batch_size]:
+            try:
+                loaded.append(load_image(path))
+                names.append(name)
+            except (BadImageError, OSError) as error:
+                summary.failed[str(path)] = str(error)
+                if on_error is not None:
+                    on_error(path, str(error))
+                bar.update(1)
+        if loaded:
+            for rgb, name in zip(colorize_arrays(model, loaded, size=size, temperature=temperature, batch_size=batch_size), names):
+                target = Path(out_dir) / name.with_name(name.name + suffix)
+                save_image(rgb, target, fmt)
+                summary.written.append(target)
+            bar.update(len(loaded))
+    bar.close()
+    return summary

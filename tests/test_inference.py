@@ -1,0 +1,134 @@
+"""colorize: any size, 16-bit gray, EXIF rotation, corrupt files among good ones; L kept exactly."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import skimage.color
+from flax import nnx
+from PIL import Image
+
+from colorjax import color
+from colorjax.checkpointing import save_model
+from colorjax.inference import colorize_files, find_images, fit_chroma_to_gamut
+from colorjax.inference import commands
+
+MODEL_CONFIG = {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
+EXIF_ORIENTATION = 0x0112
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from colorjax.models import build_model
+
+    directory = tmp_path_factory.mktemp("ckpt")
+    save_model(directory, build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), MODEL_CONFIG)
+    return directory
+
+
+def _photo(height, width, seed=0):
+    """A smooth, colourful test image (gradients plus a little noise), uint8 RGB."""
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    rgb = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.6 * x * y], -1)
+    rgb += np.random.default_rng(seed).normal(0, 0.02, rgb.shape)
+    return np.clip(rgb * 255, 0, 255).astype(np.uint8)
+
+
+def _lightness(rgb_uint8):
+    return skimage.color.rgb2lab(rgb_uint8)[..., 0]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    big = _photo(2000, 3000)
+    Image.fromarray(big).save(folder / "big.jpg", quality=92)
+    gray16 = (np.linspace(0, 65535, 90 * 120).reshape(90, 120)).astype(np.uint16)
+    Image.fromarray(gray16).save(folder / "gray16.png")
+    rotated = Image.fromarray(_photo(40, 60, seed=1))
+    exif = rotated.getexif()
+    exif[EXIF_ORIENTATION] = 6  # stored landscape, displayed portrait (rotate 90 degrees clockwise)
+    rotated.save(folder / "rotated.jpg", exif=exif, quality=95)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (folder / "sub").mkdir()
+    Image.fromarray(_photo(50, 70, seed=2)).save(folder / "sub" / "big.png")
+    return folder, big, gray16
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    commands.add_arguments(parser)
+    return commands.run(parser.parse_args(argv))
+
+
+def test_colorize_folder_keeps_sizes_and_lightness_and_skips_the_corrupt_file(checkpoint, inputs, tmp_path, capsys):
+    folder, big, gray16 = inputs
+    out = tmp_path / "out"
+    code = _run([str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--size", "64",
+                 "--batch-size", "2", "--no-progress"])
+    assert code == 1  # one input failed
+    captured = capsys.readouterr()
+    assert "corrupt.jpg" in captured.err and "4 colorized, 1 failed" in captured.out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["big.png", "gray16.png", "rotated.png", "sub/big.png"]
+
+    big_out = np.asarray(Image.open(out / "big.png"))
+    assert big_out.shape == (2000, 3000, 3)
+    big_in = np.asarray(Image.open(folder / "big.jpg").convert("RGB"))  # the decoded JPEG is the input
+    diff = np.abs(_lightness(big_out[::7, ::7]) - _lightness(big_in[::7, ::7]))
+    assert diff.mean() < 0.15 and diff.max() < 0.6  # only 8-bit rounding of the output moves L
+    assert np.abs(big_out.astype(int) - big_out[..., :1]).max() > 0  # it is not gray: ab was added
+
+    gray_out = np.asarray(Image.open(out / "gray16.png"))
+    assert gray_out.shape == (90, 120, 3)
+    L_in = skimage.color.rgb2lab(np.repeat((gray16 / 65535.0)[..., None], 3, -1))[..., 0]
+    assert np.abs(_lightness(gray_out) - L_in).max() < 0.8  # 16 -> 8 bit input, 8-bit output
+
+    assert np.asarray(Image.open(out / "rotated.png")).shape == (60, 40, 3)  # EXIF rotation applied
+
+
+def test_colorize_glob_and_jpeg_output(checkpoint, inputs, tmp_path):
+    from colorjax.checkpointing import load_model
+
+    folder, _, _ = inputs
+    model, _, _ = load_model(checkpoint)
+    summary = colorize_files(model, [str(folder / "sub" / "*.png"), folder / "rotated.jpg"], tmp_path,
+                             size=64, fmt="jpg", progress=False)
+    assert not summary.failed and sorted(p.name for p in summary.written) == ["big.jpg", "rotated.jpg"]
+    assert Image.open(tmp_path / "big.jpg").format == "JPEG"
+
+
+def test_find_images_names_missing_inputs_and_deduplicates(inputs, tmp_path):
+    folder, _, _ = inputs
+    found = find_images([folder / "sub" / "big.png", folder / "big.jpg", folder / "big.jpg"])
+    assert [name.as_posix() for _, name in found] == ["big", "big_1"]
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        find_images([tmp_path / "nothing-here"])
+    with pytest.raises(FileNotFoundError, match="pattern matches no file"):
+        find_images([str(tmp_path / "*.png")])
+
+
+def test_fit_chroma_to_gamut_keeps_l_and_hue_and_is_tight():
+    rng = np.random.default_rng(0)
+    lab = np.stack([rng.uniform(1, 99, 4000), rng.uniform(-120, 120, 4000), rng.uniform(-120, 120, 4000)], -1)
+    lab = lab.astype(np.float32)
+    fitted = np.asarray(fit_chroma_to_gamut(lab))
+    was_out = np.asarray(color.out_of_gamut(lab))
+    assert was_out.sum() > 1000 and not np.asarray(color.out_of_gamut(fitted)).any()
+    np.testing.assert_array_equal(fitted[..., 0], lab[..., 0])
+    np.testing.assert_array_equal(fitted[~was_out], lab[~was_out])  # in-gamut colours untouched
+    scale = fitted[was_out, 1:] / lab[was_out, 1:]
+    np.testing.assert_allclose(scale[:, 0], scale[:, 1], rtol=1e-5)  # same factor on a and b: hue kept
+    # tight: 2 % more chroma leaves the gamut (checked with scikit-image, an independent conversion)
+    pushed = np.concatenate([fitted[was_out, :1], fitted[was_out, 1:] * 1.02], -1).astype(np.float64)
+    rgb = _unclipped_rgb(pushed)
+    assert ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(-1).mean() > 0.95
+
+
+def _unclipped_rgb(lab):
+    """sRGB of Lab without clipping, through scikit-image's XYZ path."""
+    xyz = skimage.color.lab2xyz(lab)
+    linear = xyz @ skimage.color.colorconv.rgb_from_xyz.T
+    return np.where(linear > 0.0031308, 1.055 * np.abs(linear) ** (1 / 2.4) * np.sign(linear) - 0.055, 12.92 * linear)
