@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from colorjax.cli import main
-from colorjax.data import folder, load_image, splits, tfrecord
+from colorjax.data import folder, load_image, make_loader, splits, tfrecord
 
 # Literal pins: these assignments must never change, on any machine (80 / 10 / 10).
 PINNED = {
@@ -161,8 +161,10 @@ def test_crc32c_matches_the_standard_check_value():
 
 def test_convert_tfrecord_dataset_to_array_record(tmp_path, capsys):
     data_dir, n_images = make_tfrecord_dataset(tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(NotImplementedError):  # tfds itself: tfrecord has no random access
         tfds.data_source("beans_like", split="train", data_dir=os.fspath(data_dir), download=False)
+    with pytest.raises(ValueError, match="colorjax data convert beans_like"):
+        make_loader("beans_like", "train", crop_size=8, batch_size=2, train=False, data_dir=os.fspath(data_dir))
     assert main(["data", "convert", "beans_like", "--data-dir", os.fspath(data_dir), "--verify-data"]) == 0
     assert '"examples"' in capsys.readouterr().out
     total = 0

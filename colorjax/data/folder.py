@@ -146,7 +146,12 @@ def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAU
     record["build_seconds"] = round(time.perf_counter() - started, 2)
     (work_dir / BUILD_RECORD).write_text(json.dumps(record, indent=1))
     shutil.rmtree(final_dir, ignore_errors=True)
-    work_dir.rename(final_dir)
+    try:
+        work_dir.rename(final_dir)
+    except OSError:  # another process (another host of the same run) finished the same build first
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if (read_build_record(final_dir) or {}).get("fingerprint") != record["fingerprint"]:
+            raise
     log.info("built %s into %s: %s, %d skipped", root, final_dir, record["examples"], len(record["skipped"]))
     return record
 

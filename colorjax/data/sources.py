@@ -94,7 +94,10 @@ def _tfds_records(name: str, split: str, data_dir: str | None, image_key: str):
         builder = tfds.builder(name, data_dir=data_dir)
         prepared = builder.is_prepared()
     except Exception as error:  # noqa: BLE001 - unknown names raise several tfds error types
-        raise ValueError(f"cannot open TFDS dataset {name!r} in {data_dir}: {error}") from error
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{name!r} is not an image folder, and TFDS cannot open it from {data_dir} ({first_line})"
+        ) from error
     if not prepared:
         raise FileNotFoundError(
             f"TFDS dataset {name!r} is not prepared in {data_dir}; prepare it there first "
