@@ -15,7 +15,7 @@ from colorjax.evaluation.report import format_value, read_record, report_paths, 
 
 def _record(metrics: dict) -> dict:
     return {"data": "embedded", "split": "test", "size": 64, "temperature": 0.38, "checkpoint": None,
-            "baseline": "gray", "prior_source": "file prior.npz", "metrics": {**metrics, "n_images": 2}}
+            "baseline": "gray", "prior_source": "file prior.npz", "metrics": {**metrics, "num_images": 2}}
 
 
 def _table_row(markdown: str, label: str) -> list[str]:

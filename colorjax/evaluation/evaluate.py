@@ -3,8 +3,9 @@
 A *predictor* maps a batch of ground-truth Lab images [B, S, S, 3] to predicted ab [B, S, S, 2].
 Models and the gray baseline read only L (channel 0); the random baseline reads the colours of
 *other* images of the set (see :mod:`colorjax.evaluation.baselines`). The predicted ab is joined with
-the true L, converted to sRGB (channels clipped to [0, 1], as ``skimage.color.lab2rgb`` does) and
-compared with the true sRGB.
+the true L and scored by :func:`colorjax.metrics.batch_metric_sums_lab`: AuC on the predicted ab
+as predicted, RGB metrics after ``lab_to_rgb`` (channels clipped to [0, 1], as
+``skimage.color.lab2rgb`` does), out-of-gamut pixels counted.
 """
 
 from __future__ import annotations
@@ -42,11 +43,6 @@ def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
     return lambda lab: predict(model, lab)
 
 
-def prediction_rgb(lab_true: jnp.ndarray, ab_pred: jnp.ndarray) -> jnp.ndarray:
-    """sRGB in [0, 1] of the true L joined with the predicted ab."""
-    return color.lab_to_rgb(jnp.concatenate([lab_true[..., :1], ab_pred], axis=-1))
-
-
 def evaluate(
     predictor: Predictor,
     batches: Iterable[dict],
@@ -57,12 +53,12 @@ def evaluate(
 ) -> tuple[dict, list[list[np.ndarray]]]:
     """Run ``predictor`` over ``batches`` of ``{"rgb": uint8 [B, S, S, 3]}``.
 
-    Returns ``(metrics, grid_rows)``: the accumulated metrics (plus ``n_images`` and ``wall_s``) and
-    up to ``grid_images`` rows of uint8 images [gray, prediction, truth].
+    Returns ``(metrics, grid_rows)``: the metrics of :func:`colorjax.metrics.summarise` (plus
+    ``wall_s``) and up to ``grid_images`` rows of uint8 images [gray, prediction, truth].
     """
-    from colorjax.metrics import MetricAccumulator, batch_metric_sums
+    from colorjax.metrics import MetricAccumulator, batch_metric_sums_lab
 
-    sums_fn = jax.jit(lambda pred, true: batch_metric_sums(pred, true, prior=prior))
+    sums_fn = jax.jit(lambda pred, true: batch_metric_sums_lab(pred, true, prior=prior))
     accumulator, rows, n_images, start = MetricAccumulator(), [], 0, time.perf_counter()
     for batch in batches:
         rgb_uint8 = np.asarray(batch["rgb"])
@@ -70,18 +66,17 @@ def evaluate(
             rgb_uint8 = rgb_uint8[: max_images - n_images]
         if len(rgb_uint8) == 0:
             break
-        true_rgb = color.uint8_to_float(rgb_uint8)
-        lab = color.rgb_to_lab(true_rgb)
-        pred_rgb = prediction_rgb(lab, predictor(lab))
-        accumulator.update(sums_fn(pred_rgb, true_rgb))
-        rows.extend(_grid_rows(lab, pred_rgb, rgb_uint8, grid_images - len(rows)))
+        lab = color.rgb_uint8_to_lab(rgb_uint8)
+        pred_lab = jnp.concatenate([lab[..., :1], predictor(lab)], axis=-1)
+        accumulator.update(sums_fn(pred_lab, lab))
+        rows.extend(_grid_rows(lab, color.lab_to_rgb(pred_lab), rgb_uint8, grid_images - len(rows)))
         n_images += len(rgb_uint8)
         if max_images is not None and n_images >= max_images:
             break
     if n_images == 0:
         raise ValueError("evaluation data yielded no images")
     metrics = {k: float(v) for k, v in accumulator.result().items()}
-    metrics.update(n_images=n_images, wall_s=round(time.perf_counter() - start, 2))
+    metrics["wall_s"] = round(time.perf_counter() - start, 2)
     return metrics, rows
 
 

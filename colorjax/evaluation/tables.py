@@ -119,7 +119,7 @@ def render_table(table: Table, records: dict[str, dict]) -> str:
             cells.append(format_value(metrics.get(col.metric)))
             if col.paper_key:
                 cells.append(format_value(table.paper.get(name, {}).get(col.paper_key)))
-        cells.append(format_value(metrics.get("n_images")))
+        cells.append(format_value(metrics.get("num_images")))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Paper: {table.source}.", *table.notes]
     described = next(iter(records.values()), None)

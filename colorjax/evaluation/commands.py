@@ -1,0 +1,111 @@
+"""``colorjax evaluate``: a checkpoint or a baseline on a dataset split -> JSON, Markdown and a grid PNG.
+
+The rebalanced AuC needs a colour prior (Zhang et al. weight each pixel by the inverse prior of its
+ground-truth bin). Its source, in order: ``--prior FILE``; the prior saved in the checkpoint; else
+one counted here on the ``--prior-split`` (train) split of the same data over Zhang's 313 bins. The
+record says which was used; rows of one table should share one prior file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from colorjax.evaluation.baselines import BASELINES
+
+DEFAULT_BATCH = 16
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="a saved model or a training workdir")
+    what.add_argument("--baseline", choices=BASELINES, help="evaluate a baseline instead (no checkpoint)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    parser.add_argument("--data", required=True, help='"embedded", an image folder or a TFDS name')
+    parser.add_argument("--data-dir", default=None, help="where built / prepared datasets live")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", required=True, help="record path: writes OUT.json, OUT.md and OUT_grid.png")
+    parser.add_argument("--size", type=int, default=256, help="centre-crop side of the evaluation images")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean T for Q-bin models")
+    parser.add_argument("--max-images", type=int, default=None, help="stop after this many images")
+    parser.add_argument("--prior", default=None, help="a saved ColourPrior for the rebalanced AuC")
+    parser.add_argument("--prior-split", default="train", help="split to count a prior on when none is given")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.size <= 0 or args.batch_size <= 0 or args.temperature < 0:
+        print("evaluate: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+        return 2
+    try:
+        record = evaluate_to_file(
+            checkpoint=args.checkpoint, step=args.step, baseline=args.baseline, data=args.data,
+            data_dir=args.data_dir, split=args.split, out=args.out, size=args.size, batch_size=args.batch_size,
+            temperature=args.temperature, max_images=args.max_images, prior_path=args.prior,
+            prior_split=args.prior_split,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    print(f"{record['metrics']['num_images']} images in {record['metrics']['wall_s']} s -> {args.out}")
+    return 0
+
+
+def evaluate_to_file(
+    *, checkpoint=None, step=None, baseline=None, data, split="test", out, size=256, batch_size=DEFAULT_BATCH,
+    temperature=0.38, max_images=None, prior_path=None, prior_split="train", data_dir=None,
+) -> dict:
+    """Evaluate a checkpoint or a baseline and write its record; returns the record (a dict)."""
+    from colorjax.data import make_loader
+    from colorjax.evaluation.baselines import baseline_predictor
+    from colorjax.evaluation.evaluate import evaluate, model_predictor
+    from colorjax.evaluation.report import write_report
+
+    if (checkpoint is None) == (baseline is None):
+        raise ValueError("give exactly one of a checkpoint and a baseline")
+    record = {"data": data, "split": split, "size": size, "batch_size": batch_size, "checkpoint": None,
+              "baseline": baseline, "temperature": None}
+    saved_prior = None
+    if checkpoint is not None:
+        from colorjax.checkpointing import load_model
+
+        model, model_config, saved_prior = load_model(checkpoint, step)
+        predictor = model_predictor(model, temperature)
+        record.update(checkpoint=str(checkpoint), step=step, temperature=temperature,
+                      model={k: v for k, v in model_config.items() if k != "centres"})
+    else:
+        predictor = baseline_predictor(baseline)
+    prior, record["prior_source"] = resolve_prior(prior_path, saved_prior, data, prior_split, size, data_dir)
+    loader = make_loader(data, split, crop_size=size, batch_size=batch_size, train=False, data_dir=data_dir,
+                         drop_gray=True, num_epochs=1)
+    metrics, rows = evaluate(predictor, loader, prior=prior, max_images=max_images)
+    record["metrics"] = metrics
+    record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    write_report(out, record, rows)
+    return record
+
+
+def resolve_prior(prior_path, saved_prior, data, split, size, data_dir):
+    """``(prior, description)`` from a file, else the checkpoint's, else counted on ``split``."""
+    from colorjax.prior import ColourPrior
+
+    if prior_path is not None:
+        return ColourPrior.load(prior_path), f"file {prior_path}"
+    if saved_prior is not None:
+        return saved_prior, "checkpoint"
+    return count_prior(data, split, size=size, data_dir=data_dir), f"counted on {data}:{split} (313 bins)"
+
+
+def count_prior(data, split, *, size=256, batch_size=DEFAULT_BATCH, data_dir=None, centres=None):
+    """Zhang's colour prior (313 bins, smoothed) of one epoch of ``data``'s ``split`` at ``size`` px."""
+    from colorjax import color
+    from colorjax.bins import zhang_bins
+    from colorjax.data import make_loader
+    from colorjax.prior import ColourPrior, count_bins_over
+
+    centres = zhang_bins() if centres is None else centres
+    loader = make_loader(data, split, crop_size=size, batch_size=batch_size, train=False, data_dir=data_dir,
+                         drop_gray=True, num_epochs=1)
+    counts, images = count_bins_over((color.rgb_uint8_to_lab(b["rgb"])[..., 1:] for b in loader), centres)
+    return ColourPrior.from_counts(counts, centres, num_images=images)
