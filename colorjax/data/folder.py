@@ -8,9 +8,11 @@ needs no TensorFlow (``tfds.dataset_builders.store_as_tfds_dataset`` would go th
 only declares for Python < 3.9), and read back with ``tfds.data_source`` / ``as_data_source``.
 
 Each example is ``{"image": encoded bytes, "filename": path relative to the folder}``.  Every file
-is fully decoded once (``images.decode_image``); a plain upright RGB JPEG is stored as its original
-bytes, anything that needed a conversion (EXIF rotation, gray, alpha, palette, 16-bit, CMYK, a
-non-sRGB profile) as a lossless PNG of the converted pixels.  Files that fail are skipped, logged
+is fully decoded once (``images.decode_image``); a plain upright sRGB JPEG is stored as its
+original bytes; a file that needed a conversion (EXIF rotation, gray, alpha, palette, 16-bit, CMYK,
+a non-sRGB profile) is stored converted: as a quality-95 JPEG when it was a JPEG (so the pipeline
+can keep decoding it at reduced DCT scale), else as a lossless PNG.  Every stored image is thus
+upright 8-bit sRGB, whoever reads it.  Files that fail are skipped, logged
 with their reason and listed in the build record: one bad file never stops a build.
 """
 
@@ -36,6 +38,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 DATASET_VERSION = "1.0.0"
 BUILD_RECORD = "colorjax_build.json"
 EXAMPLES_PER_SHARD = 1024
+JPEG_QUALITY = 95  # re-encoding a JPEG source after a conversion (4:4:4 chroma)
 
 
 def dataset_name_for(folder: str | os.PathLike) -> str:
@@ -167,10 +170,14 @@ def _encode(root: pathlib.Path, relative_path: str) -> tuple[bytes, tuple[str, .
         decoded = decode_image(data, str(path))
     except BadImageError as error:
         return error
-    if decoded.source_format == "JPEG" and not decoded.conversions:
+    is_jpeg = decoded.source_format == "JPEG"
+    if is_jpeg and not decoded.conversions:
         return data, ()
     buffer = io.BytesIO()
-    decoded.image.save(buffer, format="PNG", compress_level=3)
+    if is_jpeg:  # stays a JPEG, so that the pipeline can still decode it at a reduced DCT scale
+        decoded.image.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    else:
+        decoded.image.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue(), decoded.conversions
 
 
