@@ -109,18 +109,20 @@ class ColourPrior:
         lam: float = REBALANCE_LAMBDA,
         num_images: int | None = None,
     ) -> ColourPrior:
-        """The prior of nearest-bin ``counts`` over ``centres`` (``smoothing_sigma=None``: no smoothing)."""
+        """The prior of nearest-bin ``counts`` over ``centres`` (``smoothing_sigma`` None or 0: no smoothing)."""
         counts = np.asarray(counts, np.float64)
         centres = np.asarray(centres, np.float32)
         if centres.ndim != 2 or centres.shape[1] != 2 or counts.shape != (len(centres),):
             raise ValueError(f"need counts [Q] and centres [Q, 2], got {counts.shape} and {centres.shape}")
         if np.any(counts < 0) or not np.isfinite(counts).all() or counts.sum() <= 0:
             raise ValueError("counts must be finite, non-negative and not all zero")
+        sigma = float(smoothing_sigma) if smoothing_sigma else None
+        if sigma is not None and sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0 or None, got {smoothing_sigma}")
         probs = counts / counts.sum()
-        if smoothing_sigma is not None:
-            probs = smooth_distribution(probs, centres, smoothing_sigma)
+        if sigma is not None:
+            probs = smooth_distribution(probs, centres, sigma)
         weights = rebalancing_weights(probs, lam)
-        sigma = None if smoothing_sigma is None else float(smoothing_sigma)
         return cls(centres, counts, probs, weights, sigma, float(lam), num_images)
 
     @classmethod

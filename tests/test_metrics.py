@@ -47,14 +47,16 @@ def test_constant_ab_offset_auc_in_closed_form(offset, auc):
     assert result["auc_rebalanced"] == pytest.approx(auc, rel=1e-9)  # one distance: the weights cancel
 
 
+HAND_PRIOR = ColourPrior.from_counts([3.0, 1.0, 0.0], LINE, smoothing_sigma=None)
+
+
 def test_rebalanced_auc_by_hand():
-    # Two pixels: ground truth at centre 0 (p = 3/4) predicted exactly, and at centre 1 (p = 1/4)
-    # predicted 20 away. The fraction within t is a below t = 20 and 1 from there on.
-    prior = ColourPrior.from_counts([3.0, 1.0, 0.0], LINE, smoothing_sigma=None)
-    true_lab = np.array([[[[50.0, 0.0, 0.0], [50.0, 10.0, 0.0]]]], np.float32)
-    pred_lab = np.array([[[[50.0, 0.0, 0.0], [50.0, 10.0, 20.0]]]], np.float32)
+    # Ground truth at centre 0 (p = 3/4) predicted exactly, and at centre 1 (p = 1/4) predicted 20
+    # away (each twice). The fraction within t is a below t = 20 and 1 from there on.
+    true_lab = np.array([[[[50.0, 0.0, 0.0], [50.0, 10.0, 0.0]]] * 2], np.float32)
+    pred_lab = np.array([[[[50.0, 0.0, 0.0], [50.0, 10.0, 20.0]]] * 2], np.float32)
     area = lambda a, d: a * (d - 1) + (a + 1) / 2 + (150 - d)  # noqa: E731
-    result = summarise(metrics.batch_metric_sums_lab(pred_lab, true_lab, prior=prior))
+    result = summarise(metrics.batch_metric_sums_lab(pred_lab, true_lab, prior=HAND_PRIOR))
     assert result["auc_raw"] == pytest.approx(100 * area(0.5, 20) / 150)
     weight_right, weight_wrong = 4 / 3, 4.0
     a = weight_right / (weight_right + weight_wrong)
@@ -80,6 +82,7 @@ def test_rgb_errors_by_hand_on_2x2_images():
     assert result["psnr_per_image"] == pytest.approx(np.mean(10 * np.log10(12 / sq)), rel=1e-5)
     assert result["rmse_per_image"] == pytest.approx(np.mean(np.sqrt(sq / 12)), rel=1e-5)
     assert result["custom_accuracy"] == pytest.approx(5 / 8)
+    assert "auc_rebalanced" not in result and "out_of_gamut_pixels" not in result  # no prior, RGB input
     for i in range(2):
         assert values["psnr"][i] == pytest.approx(skm.peak_signal_noise_ratio(true[i], pred[i], data_range=1), rel=1e-5)
 
@@ -138,9 +141,8 @@ def test_out_of_gamut_count():
     pred_lab = true_lab.copy()
     pred_lab[0, 1, 1] = [50.0, 120.0, 0.0]  # no sRGB colour has a = 120 at L = 50
     assert color.out_of_gamut(np.array([50.0, 120.0, 0.0])).item()
-    result = summarise(metrics.batch_metric_sums_lab(pred_lab, true_lab))
+    result = summarise(metrics.batch_metric_sums_lab(pred_lab, true_lab, prior=HAND_PRIOR))
     assert result["out_of_gamut_pixels"] == 1 and result["out_of_gamut_fraction"] == 0.25
-    assert "auc_rebalanced" not in result
 
 
 def test_accumulator_equals_one_big_batch():

@@ -47,6 +47,7 @@ def test_smoothed_prior_and_weights_by_hand():
 def test_unsmoothed_prior_is_seed_004s_variant():
     result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=None)
     np.testing.assert_allclose(result.probs, [0.5, 0.25, 0.25])
+    assert ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=0).smoothing_sigma is None
     # w ~ 1 / (0.25 + 1/6) = 2.4 and 1 / (0.125 + 1/6) = 24/7; sum p w = 1 fixes the scale.
     raw = np.array([2.4, 24 / 7, 24 / 7])
     np.testing.assert_allclose(result.weights, raw / (raw @ [0.5, 0.25, 0.25]))
