@@ -166,7 +166,9 @@ class ColourPrior:
             raise ValueError(f"{path}: not a colour prior file ({error})") from error
         if meta.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unknown colour prior format {meta.get('format_version')}")
-        prior = cls.from_counts(arrays["counts"], arrays["centres"], meta["smoothing_sigma"], meta["lam"], meta["num_images"])
+        prior = cls.from_counts(
+            arrays["counts"], arrays["centres"], meta["smoothing_sigma"], meta["lam"], meta["num_images"]
+        )
         if not np.allclose(prior.weights, arrays["weights"], rtol=1e-6):
             raise ValueError(f"{path}: stored weights disagree with those recomputed from its counts")
         return prior
