@@ -26,6 +26,7 @@ from etils import epath
 from flax import nnx
 
 MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settings"
+TRAINING_SUBDIR = "checkpoints"  # where ``colorjax train`` keeps its checkpoints inside a workdir
 
 
 def checkpoint_manager(
@@ -116,6 +117,12 @@ def restore_prior(manager: ocp.CheckpointManager, step: int):
     return ColourPrior.from_counts(np.asarray(arrays["counts"], np.float64), np.asarray(arrays["centres"]), **settings)
 
 
+def restore_config_and_prior(manager: ocp.CheckpointManager, step: int):
+    """``(model_config, prior or None)`` saved at ``step``."""
+    model_config = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+    return model_config, restore_prior(manager, step)
+
+
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
     """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
     from colorjax.models import build_model
@@ -141,7 +148,8 @@ def restore_into(manager, step: int, item: str, abstract_state: nnx.State, shard
 
 
 def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sharding | None = None):
-    """Load ``(model, model_config, prior)`` from a ``save_model`` directory or a training workdir.
+    """Load ``(model, model_config, prior)`` from a ``save_model`` directory, a training workdir or
+    its ``checkpoints`` directory.
 
     ``step`` defaults to the latest saved step; the arrays land on ``sharding`` (default: the first
     local device). The model comes back in evaluation mode.
@@ -149,14 +157,15 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
     directory = epath.Path(directory).absolute()
     if not directory.exists():
         raise FileNotFoundError(f"{directory}: checkpoint directory does not exist")
+    if (directory / TRAINING_SUBDIR).is_dir():  # a training workdir: its checkpoints live below
+        directory = directory / TRAINING_SUBDIR
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with checkpoint_manager(directory, read_only=True) as manager:
         step = resolve_step(manager, directory, step)
         items = saved_items(directory, step)
         if MODEL not in items or CONFIG not in items:
             raise FileNotFoundError(f"{directory}/{step}: not a colorjax checkpoint (needs items 'model' and 'config')")
-        model_config = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
-        prior = restore_prior(manager, step)
+        model_config, prior = restore_config_and_prior(manager, step)
         abstract_model = nnx.eval_shape(lambda: build_model_from_config(model_config, nnx.Rngs(0)))
         graphdef, abstract_state = nnx.split(abstract_model)
         state = restore_into(manager, step, MODEL, abstract_state, sharding)

@@ -1,0 +1,73 @@
+"""``colorjax train --config experiments/NAME.py --workdir DIR [--resume] [--config.FIELD=VALUE ...]``.
+
+The config file is Python with ``get_config()`` returning an ml_collections ConfigDict built from
+:func:`colorjax.training.config.get_config`. ``--config.a.b=value`` overrides are type-checked
+against that ConfigDict and unknown fields are refused, before anything is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import ml_collections
+
+OVERRIDE_PREFIX = "--config."
+
+
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+    """``get_config()`` of the Python file ``path``, with a clear error when it has none."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    spec = importlib.util.spec_from_file_location(f"colorjax_experiment_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path}: a config file must define get_config() returning a ConfigDict")
+    config = module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ValueError(f"{path}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
+    return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment file (Python, defines get_config())")
+    parser.add_argument("--workdir", required=True, help="directory for checkpoints, metrics.jsonl, TensorBoard, grids")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
+    parser.epilog = "Override any config field with --config.FIELD=VALUE, e.g. --config.train.num_steps=500."
+    parser.set_defaults(config_overrides=[])
+    _accept_overrides(parser)
+
+
+def _accept_overrides(parser: argparse.ArgumentParser) -> None:
+    """Collect ``--config.a.b=value`` arguments (argparse has no pattern options)."""
+    parse_known = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        namespace, rest = parse_known(args, namespace)
+        overrides, unknown = [], []
+        for arg in rest:
+            (overrides if arg.startswith(OVERRIDE_PREFIX) else unknown).append(arg)
+        namespace.config_overrides = [a[len(OVERRIDE_PREFIX):] for a in overrides]
+        return namespace, unknown
+
+    parser.parse_known_args = parse_known_args
+
+
+def run(args: argparse.Namespace) -> int:
+    from colorjax.training import NonFiniteLossError, apply_overrides, train
+
+    try:
+        config = apply_overrides(load_config_file(args.config), args.config_overrides)
+        summary = train(config, args.workdir, resume=args.resume)
+    except (FileNotFoundError, FileExistsError, ValueError, NonFiniteLossError) as error:
+        print(f"colorjax train: {error}", file=sys.stderr)
+        return 1
+    brief = {k: summary[k] for k in ("workdir", "method", "steps", "wall_time_s", "final_train_loss", "best_step")}
+    brief["last_validation"] = summary["validation"][-1] if summary["validation"] else None
+    print(json.dumps(brief, indent=2))
+    return 0

@@ -1,0 +1,218 @@
+"""The one default training config: every field defined once, with its meaning and source.
+
+Experiment files under ``experiments/`` import :func:`get_config`, override a few fields and return
+it. ``apply_overrides`` parses ``--config.a.b=value`` strings against the ConfigDict's field types and
+refuses unknown fields; ``validate`` refuses bad combinations before anything is built or compiled.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import ml_collections
+from ml_collections import config_dict
+
+from colorjax.bins import SOFT_ENCODE_K, SOFT_ENCODE_SIGMA
+from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
+
+METHODS = ("regression", "classification", "pix2pix", "nogan")
+# pix2pix (Isola et al. 2017): G loss = GAN + 100 * L1 on ab / 110; Adam 2e-4, betas (0.5, 0.999).
+LAMBDA_L1 = 100.0
+PIX2PIX_LEARNING_RATE = 2e-4
+PIX2PIX_BETA1 = 0.5
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Defaults: a Zhang-style classifier (ECCV16, rebalanced soft cross-entropy) on embedded data."""
+    c = ml_collections.ConfigDict()
+    c.method = "classification"  # regression | classification | pix2pix | nogan
+    c.seed = 0  # parameter init, dropout and data order
+
+    c.data = ml_collections.ConfigDict()
+    c.data.spec = "embedded"  # "embedded", an image folder, or a TFDS name (colorjax.data.make_loader)
+    c.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir
+    c.data.train_split = "train"
+    c.data.eval_split = "validation"
+    c.data.crop_size = 64  # square training crops, px (Zhang: 176, pix2pix: 256)
+    c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, seed 000: 16)
+    c.data.eval_batch_size = 16  # global batch for validation
+    c.data.worker_count = 0  # grain worker processes per host (0: in the main process)
+    c.data.drop_gray = True  # skip gray images (Zhang's non-gray rule) in training
+
+    c.model = ml_collections.ConfigDict()
+    c.model.backbone = "eccv16"  # eccv16 | unet | pix2pix | patchnet (colorjax.models.build_model)
+    c.model.head = "classification"  # regression | classification
+    c.model.width = 1.0  # channel multiplier (1.0: the paper's widths)
+    c.model.activation = config_dict.placeholder(str)  # relu | leaky_relu | prelu | elu | rrelu; None: the paper's
+    c.model.batch_norm = True
+    c.model.options = ml_collections.ConfigDict()  # backbone-specific build_model keyword options
+
+    c.bins = ml_collections.ConfigDict()
+    c.bins.kind = "zhang"  # zhang: the 313 official centres | grid: the cells occurring in training data
+    c.bins.grid = 10  # grid step for kind="grid" (seed 004: 10 or 5)
+    c.bins.k = SOFT_ENCODE_K  # soft-encoding neighbours (paper 5; released code 10)
+    c.bins.sigma = SOFT_ENCODE_SIGMA  # soft-encoding Gaussian width
+    c.bins.temperature = ANNEALED_MEAN_TEMPERATURE  # annealed-mean decoding for validation images
+
+    c.prior = ml_collections.ConfigDict()
+    c.prior.rebalance = True  # weight each pixel by the prior's rebalancing weight (classification)
+    c.prior.lam = REBALANCE_LAMBDA  # mix with the uniform distribution
+    c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (seed 004: none)
+    c.prior.images = 2048  # training images streamed to count bins (and grid cells) before training
+    c.prior.path = config_dict.placeholder(str)  # load a saved ColourPrior instead of counting
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.pixel = "l1"  # l1 | l2 | huber, on ab / 110 (regression and GAN reconstruction)
+    c.loss.huber_delta = 0.1  # Huber threshold on ab / 110
+    c.loss.lambda_l1 = LAMBDA_L1  # weight of the pixel loss against the GAN loss
+    c.loss.perceptual_weight = 0.0  # > 0: add the per-pixel VGG16 feature loss (seed 000)
+    c.loss.vgg_checkpoint = config_dict.placeholder(str)  # directory from `colorjax convert vgg16`
+    c.loss.vgg_layers = ("relu2_2",)  # VGG16 layers compared by the perceptual loss
+    c.loss.gan = "bce"  # bce (pix2pix) | lsgan (least squares)
+    c.loss.discriminator_factor = 0.5  # pix2pix halves the discriminator loss
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.optimizer = "adam"  # adam | adamw
+    c.optim.learning_rate = 3e-5  # Zhang's released training: 3e-5
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.99  # Zhang: betas (0.9, 0.99)
+    c.optim.weight_decay = 1e-3  # Zhang: 1e-3 (decoupled for adamw, L2 added to the gradient for adam)
+    c.optim.schedule = "constant"  # constant | warmup_cosine | step | linear_decay
+    c.optim.warmup_steps = 0  # warmup_cosine: linear warmup length
+    c.optim.decay_step = 0  # step: multiply by decay_factor here (Zhang: 225k); linear_decay: start
+    c.optim.decay_factor = 0.1  # step: Zhang's x0.1
+    c.optim.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+
+    c.discriminator = ml_collections.ConfigDict()  # pix2pix and nogan only
+    c.discriminator.width = 1.0  # PatchGAN channel multiplier
+    c.discriminator.n_layers = 3  # stride-2 convs: 3 gives pix2pix's 70 x 70 patches
+    c.discriminator.learning_rate = PIX2PIX_LEARNING_RATE
+    c.discriminator.b1 = PIX2PIX_BETA1
+    c.discriminator.b2 = 0.999
+
+    c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (REFERENCE section 6)
+    c.nogan.generator_steps = 1000  # generator pre-training (pixel / perceptual loss only)
+    c.nogan.critic_steps = 200  # per cycle: discriminator pre-training on the generator's outputs
+    c.nogan.gan_steps = 100  # per cycle: short GAN phase
+    c.nogan.cycles = 3  # DeOldify's stable model: 3 cycles
+    c.nogan.gan_learning_rate = 2e-5  # DeOldify: 2e-5 in the GAN phase
+    c.nogan.critic_learning_rate = 1e-4  # discriminator pre-training
+    c.nogan.critic_gan_factor = 5.0  # DeOldify: critic lr = 5 x generator lr in the GAN phase
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 1000  # for nogan: set from the phase lengths when 0
+    c.train.log_every = 50  # steps between JSONL / TensorBoard training records
+    c.train.eval_every = 500  # steps between validations (0: only at the end)
+    c.train.eval_images = 256  # validation images per validation
+    c.train.checkpoint_every = 500  # steps between checkpoints (and always the last step)
+    c.train.keep_checkpoints = 3  # keep the last N checkpoints ...
+    c.train.best_metric = "val_loss"  # ... and the best by this validation metric
+    c.train.best_mode = "min"  # min | max
+    c.train.grid_images = 8  # images in each validation grid PNG
+    c.train.progress_bar = True
+    c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
+    return c
+
+
+def _parse_value(text: str, current, field_type):
+    """``text`` as a value of ``field_type`` (the field's current type), or a TypeError."""
+    if text.lower() == "none":
+        return None
+    if field_type is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise TypeError(f"expected true or false, got {text!r}")
+    if field_type is str:
+        return text
+    if field_type is tuple:
+        value = ast.literal_eval(text)
+        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if field_type is int:
+        return int(text)
+    if field_type is float:
+        return float(text)
+    raise TypeError(f"cannot set a field of type {field_type.__name__} from the command line")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
+    """Apply ``a.b=value`` strings (the part after ``--config.``) with type checking."""
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"config override {item!r}: expected FIELD=VALUE")
+        *parents, name = path.split(".")
+        node = config
+        for part in parents:
+            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+                raise ValueError(f"config override {item!r}: unknown field {path!r}")
+            node = node[part]
+        if name not in node:
+            raise ValueError(f"config override {item!r}: unknown field {path!r}")
+        if isinstance(node[name], ml_collections.ConfigDict):
+            raise ValueError(f"config override {item!r}: {path!r} is a group, not a field")
+        current = node[name]
+        field_type = type(current) if current is not None else node.get_ref(name).get_type()
+        try:
+            node[name] = _parse_value(text, current, field_type)
+        except (TypeError, ValueError, SyntaxError) as error:
+            raise ValueError(f"config override {item!r}: {error}") from None
+    return config
+
+
+_CHOICES = {
+    "method": METHODS,
+    "model.head": ("regression", "classification"),
+    "bins.kind": ("zhang", "grid"),
+    "loss.pixel": ("l1", "l2", "huber"),
+    "loss.gan": ("bce", "lsgan"),
+    "optim.optimizer": ("adam", "adamw"),
+    "optim.schedule": ("constant", "warmup_cosine", "step", "linear_decay"),
+    "train.best_mode": ("min", "max"),
+}
+_FREE_GROUPS = ("model.options",)  # backbone keyword options: checked by build_model itself
+
+
+def _unknown_fields(config, default, prefix="") -> list[str]:
+    unknown = []
+    for key in config.keys():
+        path = f"{prefix}{key}"
+        if key not in default:
+            unknown.append(path)
+        elif isinstance(config[key], ml_collections.ConfigDict) and path not in _FREE_GROUPS:
+            unknown += _unknown_fields(config[key], default[key], path + ".")
+    return unknown
+
+
+def validate(config: ml_collections.ConfigDict, device_count: int, process_count: int = 1) -> None:
+    """Refuse a bad config with a ValueError naming the field, before anything is built."""
+    unknown = _unknown_fields(config, get_config())
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(unknown)} (see colorjax/training/config.py)")
+    for path, choices in _CHOICES.items():
+        group, _, name = path.rpartition(".")
+        value = (config[group] if group else config)[name]
+        if value not in choices:
+            raise ValueError(f"config {path} = {value!r}: must be one of {', '.join(choices)}")
+    if config.method == "classification" and config.model.head != "classification":
+        raise ValueError("method 'classification' needs model.head = 'classification'")
+    if config.method == "regression" and config.model.head != "regression":
+        raise ValueError("method 'regression' needs model.head = 'regression'")
+    for name in ("batch_size", "eval_batch_size"):
+        size = config.data[name]
+        if size <= 0 or size % device_count or size % process_count:
+            raise ValueError(
+                f"config data.{name} = {size} must be a positive multiple of the device count "
+                f"({device_count}) and of the process count ({process_count})"
+            )
+    if config.loss.perceptual_weight > 0 and not config.loss.vgg_checkpoint:
+        raise ValueError(
+            "config loss.perceptual_weight > 0 needs loss.vgg_checkpoint: a directory written by "
+            "`colorjax convert vgg16`"
+        )
+    if config.method != "nogan" and config.train.num_steps <= 0:
+        raise ValueError(f"config train.num_steps = {config.train.num_steps} must be positive")
+    if config.optim.schedule == "step" and config.optim.decay_step <= 0:
+        raise ValueError("config optim.schedule = 'step' needs optim.decay_step > 0")

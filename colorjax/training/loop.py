@@ -1,0 +1,237 @@
+"""``train(config, workdir)``: the training loop shared by every method.
+
+Order of work: check the config (refused before anything is built), build the model abstractly and
+trace it at the crop size (a head, backbone or size that does not fit is refused before anything
+compiles), open the data, count the colour prior (classification), create the replicated state,
+restore it when resuming, then loop: one jitted step per batch, records every ``log_every`` steps,
+validation every ``eval_every`` steps and at each checkpoint, an orbax checkpoint every
+``checkpoint_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from colorjax import checkpointing, metrics
+from colorjax.data import make_loader
+from colorjax.training import config as config_lib
+from colorjax.training import logging as run_logging
+from colorjax.training import optim, parallel, priors, setup, steps
+from colorjax.training import state as state_lib
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+
+
+def total_steps(config: ml_collections.ConfigDict) -> int:
+    """Steps of the run: ``train.num_steps``, or for NoGAN its whole schedule when that is 0."""
+    if config.method == "nogan" and config.train.num_steps <= 0:
+        return optim.nogan_num_steps(config)
+    return config.train.num_steps
+
+
+def _loader(config, split: str, *, train: bool, batch_size: int, num_epochs=None):
+    """This host's shard of ``split`` in local batches of ``batch_size / process_count``."""
+    return make_loader(
+        config.data.spec, split, crop_size=config.data.crop_size, batch_size=batch_size // jax.process_count(),
+        train=train, seed=config.seed, data_dir=config.data.data_dir, shard_index=jax.process_index(),
+        shard_count=jax.process_count(), worker_count=config.data.worker_count,
+        drop_gray=config.data.drop_gray if train else False, num_epochs=num_epochs,
+    )
+
+
+def _optimizers(config, num_steps: int):
+    """(generator optimizer, its schedule, discriminator optimizer or None)."""
+    if config.method == "nogan":
+        schedule, d_schedule = optim.nogan_generator_schedule(config), optim.nogan_critic_schedule(config)
+    else:
+        schedule = optim.learning_rate_schedule(config.optim, num_steps)
+        d_optim = ml_collections.ConfigDict(config.optim.to_dict())
+        d_optim.learning_rate = config.discriminator.learning_rate
+        d_schedule = optim.learning_rate_schedule(d_optim, num_steps)
+    d_tx = optim.discriminator_optimizer(config, d_schedule) if config.method in setup.GAN_METHODS else None
+    return optim.make_optimizer(config.optim, schedule), schedule, d_tx
+
+
+def _phase(config, step: int) -> str:
+    """Which step function runs at global step ``step`` (one ``match`` on the method)."""
+    match config.method:
+        case "regression" | "classification":
+            return "supervised"
+        case "pix2pix":
+            return "gan"
+        case "nogan":
+            return {"generator": "supervised", "critic": "critic", "gan": "gan"}[optim.nogan_phase(step, config)]
+    raise ValueError(f"unknown method {config.method!r}")
+
+
+def _jitted_steps(config, objective, modules, tx, d_tx, mesh) -> dict:
+    """The run's step functions, jitted with the state replicated (and donated) and the batch sharded."""
+    repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    fns = {"supervised": steps.supervised_step(objective, modules.train, tx)}
+    if config.method in setup.GAN_METHODS:
+        fns["gan"] = steps.gan_step(objective, modules.train, tx, modules.d_train, d_tx)
+        fns["critic"] = steps.critic_step(objective, modules.eval, modules.d_train, d_tx)
+    jitted = {
+        name: jax.jit(fn, in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
+        for name, fn in fns.items()
+    }
+    image_outputs = {"loss": repl, "sums": repl, "gray_rgb": batch, "pred_rgb": batch, "true_rgb": batch}
+    jitted["eval"] = jax.jit(steps.eval_step(objective, modules.eval), in_shardings=(repl, batch), out_shardings=image_outputs)
+    return jitted
+
+
+def _local_rows(x: jax.Array) -> np.ndarray:
+    """This host's rows of a batch-sharded array, in batch order."""
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards])
+
+
+def evaluate(config, eval_fn, state, mesh, *, grid_path: Path | None = None) -> dict:
+    """Validation loss and the foundation's metrics over ``train.eval_images`` images (full
+    batches only, the same number on every host), and an image grid PNG from the first batch."""
+    global_size = config.data.eval_batch_size
+    num_batches = max(1, config.train.eval_images // global_size)
+    local_size = global_size // jax.process_count()
+    loader = _loader(config, config.data.eval_split, train=False, batch_size=global_size, num_epochs=1)
+    epochs = max(1, math.ceil(num_batches * local_size / max(len(loader), 1)) + 1)
+    loader = _loader(config, config.data.eval_split, train=False, batch_size=global_size, num_epochs=epochs)
+    accumulator, losses = metrics.MetricAccumulator(), []
+    for local in loader:
+        if len(losses) == num_batches:
+            break
+        if len(local["rgb"]) != local_size:
+            continue
+        out = eval_fn(state, parallel.global_batch(local, mesh))
+        accumulator.update(parallel.to_host(out["sums"]))
+        losses.append(float(parallel.to_host(out["loss"])))
+        if grid_path is not None and len(losses) == 1 and jax.process_index() == 0:
+            rows = [_local_rows(out[k])[: config.train.grid_images] for k in ("gray_rgb", "pred_rgb", "true_rgb")]
+            run_logging.save_image_grid(grid_path, *rows)
+    if not losses:
+        raise ValueError(f"{config.data.spec}:{config.data.eval_split}: no full validation batch of {local_size} images")
+    values = {f"val_{k}": float(v) for k, v in accumulator.result().items() if np.ndim(v) == 0}
+    return {"val_loss": float(np.mean(losses)), **values}
+
+
+def _start(config, manager, resume: bool):
+    """The step to start from: 0, or the latest checkpoint's when resuming."""
+    latest = manager.latest_step()
+    if latest is not None and not resume:
+        raise FileExistsError(
+            f"{manager.directory} already holds checkpoints (latest step {latest}): pass --resume to "
+            f"continue that run, or choose a new workdir"
+        )
+    return 0 if latest is None else latest
+
+
+def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -> dict:
+    """Train as ``config`` says, writing checkpoints, metrics and grids under ``workdir``.
+
+    Returns a summary: steps, wall time, the last training loss, every validation record and the
+    best checkpoint's step.
+    """
+    parallel.initialize_distributed()
+    config = ml_collections.ConfigDict(config.to_dict())
+    config_lib.validate(config, jax.device_count(), jax.process_count())
+    num_steps = total_steps(config)
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    manager = checkpointing.checkpoint_manager(
+        workdir / checkpointing.TRAINING_SUBDIR, keep_last=config.train.keep_checkpoints,
+        best_metric=config.train.best_metric, best_mode=config.train.best_mode,
+    )
+    start = _start(config, manager, resume)
+    mesh = parallel.data_mesh()
+    train_loader = lambda: iter(_loader(config, config.data.train_split, train=True, batch_size=config.data.batch_size))  # noqa: E731
+
+    # Bins and prior: restored when resuming, else counted from the training data (classification).
+    if start:
+        model_config, prior = checkpointing.restore_config_and_prior(manager, start)
+    else:
+        centres = None
+        if config.model.head == "classification":
+            probe = setup.model_config_of(config, np.zeros((2, 2), np.float32))
+            stride, _ = setup.check_model(setup.model_factory(probe, config.seed), config.data.crop_size, 1)
+            centres, prior = priors.bins_and_prior(config, train_loader, mesh, stride)
+        else:
+            prior = None if not config.prior.path else priors.bins_and_prior(config, train_loader, mesh, 1)[1]
+        model_config = setup.model_config_of(config, centres)
+    model_fn = setup.model_factory(model_config, config.seed)
+    local_batch = config.data.batch_size // jax.device_count()
+    output_stride, _ = setup.check_model(model_fn, config.data.crop_size, local_batch)
+    objective = setup.build_objective(config, output_stride, model_config.get("centres"), prior)
+
+    tx, schedule, d_tx = _optimizers(config, num_steps)
+    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=setup.discriminator_factory(config), d_tx=d_tx)
+    iterator = train_loader()
+    if start:
+        state, _ = state_lib.restore(manager, start, state, modules, mesh, iterator)
+    step_fns = _jitted_steps(config, objective, modules, tx, d_tx, mesh)
+
+    log = run_logging.RunLog(workdir, total_steps=num_steps, start_step=start, enabled=jax.process_index() == 0,
+                             progress_bar=config.train.progress_bar, tensorboard=config.train.tensorboard)
+    (workdir / "grids").mkdir(exist_ok=True)
+    config_json = config.to_dict()
+    history, validations, pending, step = [], [], [], start
+    t0 = time.perf_counter()
+    try:
+        while step < num_steps:
+            phase = _phase(config, step)
+            state, step_metrics = step_fns[phase](state, parallel.global_batch(next(iterator), mesh))
+            step += 1
+            pending.append((step, step_metrics))
+            log.advance()
+            is_checkpoint = step % config.train.checkpoint_every == 0 or step == num_steps
+            is_eval = is_checkpoint or (config.train.eval_every and step % config.train.eval_every == 0)
+            if not (is_checkpoint or is_eval or step % config.train.log_every == 0):
+                continue
+            records = [(s, {k: float(v) for k, v in parallel.to_host(m).items()}) for s, m in pending]
+            pending = []
+            for s, values in records:
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise NonFiniteLossError(
+                        f"step {s}: non-finite training metrics {values}; training stopped. The last good "
+                        f"checkpoint is step {manager.latest_step()} in {manager.directory}"
+                    )
+            history += [{"step": s, "phase": _phase(config, s - 1), **v} for s, v in records]
+            mean = {k: float(np.mean([v[k] for _, v in records if k in v])) for k in records[-1][1]}
+            if config.method != "nogan":  # NoGAN's generator lr follows its own update count
+                mean["learning_rate"] = float(schedule(step - 1))
+            log.train(step, mean, config.data.batch_size)
+            if is_eval:
+                grid = workdir / "grids" / f"step_{step:07d}.png"
+                val = evaluate(config, step_fns["eval"], state, mesh, grid_path=grid)
+                validations.append({"step": step, **val})
+                log.validation(step, val)
+            if is_checkpoint:
+                state_lib.save(manager, step, state, model_config=model_config, prior=prior,
+                               config_json=config_json, iterator=iterator, metrics=val)
+    finally:
+        log.close()
+        manager.close()
+    return {
+        "workdir": str(workdir),
+        "method": config.method,
+        "steps": step,
+        "start_step": start,
+        "wall_time_s": time.perf_counter() - t0,
+        "final_train_loss": history[-1]["loss"] if history else None,
+        "train": history,
+        "validation": validations,
+        "best_step": _best_step(workdir, config),
+    }
+
+
+def _best_step(workdir: Path, config) -> int | None:
+    with checkpointing.checkpoint_manager(
+        workdir / checkpointing.TRAINING_SUBDIR, best_metric=config.train.best_metric, best_mode=config.train.best_mode, read_only=True
+    ) as manager:
+        return manager.best_step()

@@ -1,0 +1,73 @@
+"""Bin centres and the colour prior of a classification run, streamed from the training data.
+
+Counting runs on device over global batches (each host reads its own shard; XLA sums across hosts),
+at the output resolution the loss sees (every ``output_stride``-th pixel, Zhang's subsampling) and
+only over colourful images (Zhang's non-gray rule), before training starts.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from colorjax import bins
+from colorjax import prior as prior_lib
+from colorjax.training import parallel
+from colorjax.training.steps import lab_batch
+
+
+def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarray:
+    """Sum ``count_fn(ab, mask)`` over ``num_batches`` global batches, in float64 on the host."""
+    count = jax.jit(count_fn, out_shardings=parallel.replicated(mesh))
+    total = None
+    for _, local in zip(range(num_batches), loader_factory()):
+        batch = parallel.global_batch(local, mesh)
+        counts = np.asarray(parallel.to_host(count(batch["rgb"])), np.float64)
+        total = counts if total is None else total + counts
+    if total is None:
+        raise ValueError("the training data yielded no batch to count colours from")
+    return total
+
+
+def bins_and_prior(config: ml_collections.ConfigDict, loader_factory, mesh, output_stride: int):
+    """``(centres [Q, 2], ColourPrior)`` for a classification run, as the config asks.
+
+    ``loader_factory()`` returns a fresh training iterator (local batches of uint8 RGB).
+    """
+    if config.prior.path:
+        prior = prior_lib.ColourPrior.load(config.prior.path)
+        return np.asarray(prior.centres, np.float32), prior
+    global_batch = config.data.batch_size
+    num_batches = max(1, -(-config.prior.images // global_batch))
+
+    def pixels(rgb):
+        _, ab, colourful = lab_batch(rgb)
+        return ab[:, ::output_stride, ::output_stride], colourful[:, None, None]
+
+    match config.bins.kind:
+        case "zhang":
+            centres = bins.zhang_bins()
+        case "grid":
+
+            def cell_counts(rgb):
+                ab, colourful = pixels(rgb)
+                return bins.grid_cell_counts(ab, grid=config.bins.grid, mask=colourful)
+
+            cells = _stream_counts(cell_counts, loader_factory, num_batches, mesh)
+            centres = bins.grid_bins(cells, grid=config.bins.grid)
+        case _:
+            raise ValueError(f"unknown bins.kind {config.bins.kind!r}")
+    centres_device = jnp.asarray(centres)
+
+    def bin_counts(rgb):
+        ab, colourful = pixels(rgb)
+        return prior_lib.bin_counts(ab, centres_device, mask=jnp.broadcast_to(colourful, ab.shape[:-1]))
+
+    counts = _stream_counts(bin_counts, loader_factory, num_batches, mesh)
+    prior = prior_lib.ColourPrior.from_counts(
+        counts.astype(np.float32), centres, smoothing_sigma=config.prior.smoothing_sigma, lam=config.prior.lam
+    )
+    return centres, prior
+

@@ -1,0 +1,130 @@
+"""What a run is built from: the model config, the module factories, the VGG16 features of the
+perceptual loss and the :class:`~colorjax.training.steps.Objective`."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from colorjax import checkpointing
+from colorjax.training.steps import Objective
+
+GAN_METHODS = ("pix2pix", "nogan")
+
+
+def model_config_of(config: ml_collections.ConfigDict, centres) -> dict:
+    """The JSON kwargs of ``build_model`` for this run (saved as the checkpoint's ``config``)."""
+    m = config.model
+    model_config = {"backbone": m.backbone, "head": m.head, "width": m.width, "activation": m.activation,
+                    "batch_norm": m.batch_norm, **m.options.to_dict()}
+    if m.head == "classification":
+        model_config["centres"] = np.asarray(centres, np.float32).tolist()
+    return model_config
+
+
+def module_rngs(seed: int) -> nnx.Rngs:
+    """Streams for building a module: parameters from an RBG key, because XLA compiles the unrolled
+    threefry hash of every parameter's initialiser in tens of seconds on CPU and RngBitGenerator in
+    a few; the streams a module keeps (dropout, RReLU) stay on the default PRNG, which is what
+    ``load_model`` rebuilds."""
+    return nnx.Rngs(
+        params=jax.random.key(seed, impl="rbg"), dropout=jax.random.key(seed + 1), rrelu=jax.random.key(seed + 2)
+    )
+
+
+def model_factory(model_config: dict, seed: int):
+    """A function building the generator from ``seed`` (see :func:`module_rngs`)."""
+    return lambda: checkpointing.build_model_from_config(model_config, module_rngs(seed))
+
+
+def discriminator_factory(config: ml_collections.ConfigDict):
+    """The PatchGAN builder for GAN methods, else None."""
+    if config.method not in GAN_METHODS:
+        return None
+    from colorjax.models import PatchDiscriminator
+
+    d = config.discriminator
+    return lambda: PatchDiscriminator(n_layers=d.n_layers, width=d.width, rngs=module_rngs(config.seed + 3))
+
+
+def check_model(model_fn, crop_size: int, batch_size: int):
+    """Build the model abstractly and trace one forward pass at the training crop size: a backbone,
+    head or crop size that does not fit fails here, before anything compiles. Returns
+    ``(output_stride, output shape)``."""
+    model = nnx.eval_shape(model_fn)
+    model.train()
+    graphdef, state = nnx.split(model)
+    L = jax.ShapeDtypeStruct((batch_size, crop_size, crop_size, 1), jnp.float32)
+    try:
+        out = jax.eval_shape(lambda s, L: nnx.merge(graphdef, s)(L), state, L)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the model does not fit a {crop_size} px crop: {error}") from error
+    return model.output_stride, out.shape
+
+
+def vgg_features(checkpoint_dir: str, layers) -> callable:
+    """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``.
+
+    Only the convolutions up to the deepest of ``layers`` are restored (and run).
+    """
+    from colorjax.models import VGG16Features
+
+    directory = pathlib.Path(checkpoint_dir).absolute()
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"{directory}: no converted VGG16 weights; the perceptual loss needs them. Run "
+            f"`colorjax convert vgg16 --output {directory}` (torchvision weights), or set loss.perceptual_weight=0"
+        )
+    with checkpointing.checkpoint_manager(directory, read_only=True) as manager:
+        step = checkpointing.resolve_step(manager, directory, None)
+        saved = manager.restore(step, args=ocp.args.Composite(**{checkpointing.MODEL: ocp.args.StandardRestore()}))
+    saved = nnx.restore_int_paths(saved[checkpointing.MODEL])
+    abstract = nnx.eval_shape(lambda: VGG16Features(tuple(layers), rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    wanted = nnx.to_pure_dict(state)
+    try:
+        picked = jax.tree.map(lambda want, have: jnp.asarray(have, want.dtype), wanted, _subtree(saved, wanted))
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{directory}: not a VGG16 checkpoint from `colorjax convert vgg16` ({error})") from error
+    nnx.replace_by_pure_dict(state, picked)
+    features = nnx.merge(graphdef, state)
+    names = tuple(layers)
+    return lambda rgb: [features(rgb)[name] for name in names]
+
+
+def _subtree(saved: dict, wanted: dict) -> dict:
+    """The entries of ``saved`` at the keys of ``wanted`` (the checkpoint may hold deeper layers)."""
+    if not isinstance(wanted, dict):
+        return saved
+    return {k: _subtree(saved[k], v) for k, v in wanted.items()}
+
+
+def build_objective(config: ml_collections.ConfigDict, output_stride: int, centres, prior) -> Objective:
+    """The run's :class:`Objective` from the config, its bins and its prior."""
+    rebalance = config.model.head == "classification" and config.prior.rebalance
+    vgg = None
+    if config.loss.perceptual_weight > 0:
+        vgg = vgg_features(config.loss.vgg_checkpoint, config.loss.vgg_layers)
+    return Objective(
+        head=config.model.head,
+        output_stride=output_stride,
+        pixel=config.loss.pixel,
+        huber_delta=config.loss.huber_delta,
+        centres=None if centres is None else np.asarray(centres, np.float32),
+        class_weights=np.asarray(prior.weights, np.float32) if rebalance else None,
+        k=config.bins.k,
+        sigma=config.bins.sigma,
+        temperature=config.bins.temperature,
+        perceptual_weight=config.loss.perceptual_weight,
+        vgg_features=vgg,
+        lambda_l1=config.loss.lambda_l1,
+        gan=config.loss.gan,
+        discriminator_factor=config.loss.discriminator_factor,
+        prior=prior,
+    )
