@@ -1,0 +1,87 @@
+"""Colorization networks in flax.nnx (NHWC): backbones, heads, and the model that joins them.
+
+``build_model(backbone, head, ...)`` is the one place a model is made from its config; the same
+JSON-serialisable kwargs (``rngs`` aside; centres as a nested list) rebuild it from a checkpoint.
+
+Backbones: ``eccv16`` (Zhang et al. 2016), ``unet`` (seed 000), ``pix2pix`` (the pix2pix U-Net
+generator), ``patchnet`` (seed 004). Heads: ``regression``, ``classification``. Also the pix2pix
+:class:`PatchDiscriminator` and :class:`VGG16Features` for perceptual losses.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from colorjax.models.activations import ACTIVATIONS, Activation, check_activation
+from colorjax.models.eccv16 import ECCV16
+from colorjax.models.heads import HEADS, BinCentres, ClassificationHead, RegressionHead, ReleaseProjection
+from colorjax.models.model import ColorizationModel, colorize_lab
+from colorjax.models.patchnet import PatchNet
+from colorjax.models.pix2pix import Pix2PixGenerator, PatchDiscriminator, receptive_field
+from colorjax.models.unet import UNet
+from colorjax.models.vgg16 import VGG16Features
+
+BACKBONES = {"eccv16": ECCV16, "unet": UNet, "pix2pix": Pix2PixGenerator, "patchnet": PatchNet}
+
+
+def build_model(
+    backbone: str,
+    head: str,
+    *,
+    centres=None,
+    width: float = 1.0,
+    activation: str | None = None,
+    batch_norm: bool = True,
+    regression_output: str = "tanh",
+    release_projection: bool = False,
+    rngs: nnx.Rngs,
+    **backbone_options,
+) -> ColorizationModel:
+    """A ``backbone`` with a ``head``, checked before anything is built.
+
+    Args:
+      backbone: one of ``BACKBONES``; ``backbone_options`` go to its constructor (e.g. ``depth`` for
+        ``unet``, ``num_downs`` for ``pix2pix``, ``bn_affine`` for ``eccv16``).
+      head: ``"regression"`` or ``"classification"``.
+      centres: bin centres [Q, 2] (array or nested list) of a classification head; default
+        Zhang's 313 (:func:`colorjax.bins.zhang_bins`).
+      width: channel multiplier (1.0 is the paper's network).
+      activation: one of ``ACTIVATIONS`` for every activation of the backbone; None keeps each
+        paper's choice (ReLU for eccv16 and patchnet, LeakyReLU for unet, LeakyReLU down / ReLU up
+        for pix2pix).
+      batch_norm: False drops every BatchNorm layer.
+      regression_output: ``"tanh"`` (ab = 110 tanh(x)) or ``"linear"``.
+      release_projection: keep a slot for ECCV16's ``model_out`` weights (classification only).
+      rngs: parameter init and the ``dropout`` / ``rrelu`` streams.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    if activation is not None:
+        check_activation(activation)
+    if head == "classification":
+        if centres is None:
+            from colorjax.bins import zhang_bins
+
+            centres = zhang_bins()
+        head_module = ClassificationHead(centres, release_projection=release_projection)
+    else:
+        if centres is not None or release_projection:
+            raise ValueError("a regression head takes neither centres nor release_projection")
+        head_module = RegressionHead(regression_output)
+    net = BACKBONES[backbone](
+        head_module.channels, width=width, activation=activation, batch_norm=batch_norm, rngs=rngs,
+        **backbone_options,
+    )
+    return ColorizationModel(net, head_module)
+
+
+__all__ = [
+    "ACTIVATIONS", "BACKBONES", "HEADS", "Activation", "BinCentres", "ClassificationHead",
+    "ColorizationModel", "ECCV16", "PatchDiscriminator", "PatchNet", "Pix2PixGenerator",
+    "RegressionHead", "ReleaseProjection", "UNet", "VGG16Features",
+    "build_model", "colorize_lab", "receptive_field",
+]
