@@ -69,8 +69,9 @@ def evaluate_to_file(
     saved_prior = None
     if checkpoint is not None:
         from colorjax.checkpointing import load_model
+        from colorjax.inference.colorize import checkpoint_directory
 
-        model, model_config, saved_prior = load_model(checkpoint, step)
+        model, model_config, saved_prior = load_model(checkpoint_directory(checkpoint), step)
         predictor = model_predictor(model, temperature)
         record.update(checkpoint=str(checkpoint), step=step, temperature=temperature,
                       model={k: v for k, v in model_config.items() if k != "centres"})

@@ -55,10 +55,11 @@ def labelled_grid(rows, labels, pad: int = 2) -> np.ndarray:
 def write_sweep(checkpoint, data, out, *, split="test", images=6, size=256, data_dir=None) -> dict:
     """Colorize ``images`` images of ``data`` at every T; write ``out`` (PNG) and ``out`` .md."""
     from colorjax.checkpointing import load_model
+    from colorjax.inference.colorize import checkpoint_directory
     from colorjax.data import make_loader
     from colorjax.evaluation.report import format_value
 
-    model, _, prior = load_model(checkpoint)
+    model, _, prior = load_model(checkpoint_directory(checkpoint))
     loader = make_loader(data, split, crop_size=size, batch_size=images, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
     rgb = np.asarray(next(iter(loader))["rgb"])

@@ -48,6 +48,13 @@ class ColorizeSummary:
         return f"{len(self.written)} colorized, {len(self.failed)} failed"
 
 
+def checkpoint_directory(path: str | os.PathLike) -> Path:
+    """The checkpoint folder of ``path``: itself, or its ``checkpoints/`` when it is a training workdir."""
+    path = Path(path)
+    inner = path / "checkpoints"
+    return inner if inner.is_dir() and not any(p.name.isdigit() for p in path.iterdir()) else path
+
+
 def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Expand files, folders (recursive) and glob patterns into ``(path, output name)`` pairs.
 

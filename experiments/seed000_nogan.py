@@ -1,0 +1,48 @@
+"""Seed 000's NoGAN attempt (after DeOldify): pre-train the U-Net generator, pre-train the PatchGAN
+on its outputs, then a short GAN phase at a low learning rate, in cycles.
+
+Full scale (ImageNet via TFDS, GPU / TPU):
+
+    colorjax train --config experiments/seed000_nogan.py --workdir runs/seed000_nogan_full \\
+        --config.data.data_dir=/data/tfds
+
+Expected: the seed reports no numbers (its discriminator was undertrained and the GAN phase made the
+generator worse); DeOldify's schedule (REFERENCE section 6) is what this config follows.
+
+Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
+runs/seed000_tiny --rows nogan``.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+
+from scales import TINY_STEPS, apply_scale  # noqa: E402
+
+from colorjax.training.config import get_config as default_config  # noqa: E402
+
+
+def get_config(scale: str = "full"):
+    config = default_config()
+    config.method = "nogan"
+    config.model.backbone = "unet"
+    config.model.head = "regression"
+    config.loss.pixel = "l1"
+    config = apply_scale(config, scale)
+    config.optim.learning_rate = 2e-4
+    config.optim.weight_decay = 0.0
+    config.optim.schedule = "constant"
+    if scale == "full":
+        config.data.crop_size = 256
+        config.data.batch_size = config.data.eval_batch_size = 16
+        config.train.num_steps = 0  # the NoGAN schedule's own length
+    else:
+        # the same step budget as the other tiny rows, split over DeOldify's phases
+        config.nogan.generator_steps = TINY_STEPS // 2
+        config.nogan.critic_steps = TINY_STEPS // 12
+        config.nogan.gan_steps = TINY_STEPS // 12
+        config.nogan.cycles = 2
+        config.train.num_steps = 0
+        config.discriminator.width = 0.25
+    return config

@@ -1,0 +1,46 @@
+"""Seed 000's Pix2Pix: the pix2pix U-Net generator and 70 x 70 PatchGAN, BCE GAN loss + 100 x L1.
+
+Full scale (ImageNet via TFDS, GPU / TPU):
+
+    colorjax train --config experiments/seed000_pix2pix.py --workdir runs/seed000_pix2pix_full \\
+        --config.data.data_dir=/data/tfds
+
+Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.380, RMSE 0.216 (PSNR
+13.3 dB as implied by that RMSE; the seed prints -153.5): more pixels within the accuracy
+tolerance than the U-Net, a slightly higher RMSE.
+
+Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
+runs/seed000_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+
+from scales import apply_scale  # noqa: E402
+
+from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_config as default_config  # noqa: E402
+
+SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # seed 000: batch 16, 50 epochs of 4000 images
+
+
+def get_config(scale: str = "full"):
+    config = default_config()
+    config.method = "pix2pix"
+    config.model.backbone = "pix2pix"
+    config.model.head = "regression"
+    config.loss.pixel = "l1"
+    config = apply_scale(config, scale)
+    config.optim.learning_rate = PIX2PIX_LEARNING_RATE  # pix2pix: Adam 2e-4, beta1 0.5, no weight decay
+    config.optim.b1, config.optim.b2 = PIX2PIX_BETA1, 0.999
+    config.optim.weight_decay = 0.0
+    config.optim.schedule = "constant"
+    if scale == "full":
+        config.data.crop_size = 256
+        config.data.batch_size = config.data.eval_batch_size = SEED000_BATCH
+        config.train.num_steps = SEED000_STEPS
+    else:
+        config.model.options.num_downs = 6  # 64 px input: 2^6 = 64
+        config.discriminator.width = 0.25
+    return config

@@ -1,0 +1,48 @@
+"""Seed 004's activation study: the 8-conv patch net as a Zhang-style Q-bin classifier, one row per
+activation (relu, leaky_relu, prelu, elu, rrelu) with and without BatchNorm.
+
+Each row is ``get_config(scale, activation=..., batch_norm=...)``. Seed 004's classifier: bins are
+the grid-10 cells that occur in the training data, rebalancing with lambda = 0.5 without the
+Gaussian smoothing, annealed-mean decoding (REFERENCE section 5).
+
+Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
+
+    colorjax train --config experiments/seed004_patchnet.py --workdir runs/seed004_elu_nobn \\
+        --config.data.data_dir=/data/tfds --config.model.activation=elu --config.model.batch_norm=false
+
+Expected: the seed has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
+nearly best without, and RReLU among the worst.
+
+Tiny scale (here, 2-core CPU; ten runs): ``python experiments/run_table.py activations --scale tiny
+--workdir runs/seed004_tiny``.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+
+from scales import apply_scale  # noqa: E402
+
+from colorjax.training.config import get_config as default_config  # noqa: E402
+
+SEED004_IMAGE_SIZE = 256  # the seed's photos are 256 x 256; its 32 px windows tile them densely
+
+
+def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool = True):
+    config = default_config()
+    config.method = "classification"
+    config.model.backbone = "patchnet"
+    config.model.head = "classification"
+    config.model.activation = activation
+    config.model.batch_norm = batch_norm
+    config.bins.kind = "grid"  # only the grid cells that occur in the training data
+    config.bins.grid = 10
+    config.prior.smoothing_sigma = 0.0  # seed 004 skips the Gaussian smoothing
+    config = apply_scale(config, scale)
+    if scale == "full":
+        # A valid-conv net on a whole 256 px image trains every 32 px window of it at once.
+        config.data.crop_size = SEED004_IMAGE_SIZE
+    else:
+        config.model.width = 0.5  # Q / 8 ... Q filters halved
+    return config

@@ -1,0 +1,31 @@
+"""Zhang et al. 2016, Table 1, row "Ours (class)": ECCV16, Q = 313 classification, no rebalancing.
+
+Full scale (ImageNet via TFDS, GPU / TPU):
+
+    colorjax train --config experiments/zhang_classification.py --workdir runs/zhang_class_full \\
+        --config.data.data_dir=/data/tfds
+
+Expected (the paper): AuC 91.6 raw, 65.1 rebalanced (recalled values, REFERENCE section 2): higher
+raw AuC than the rebalanced model, lower rebalanced AuC, duller colours.
+
+Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny
+--workdir runs/zhang_tiny --rows classification``.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+
+from scales import apply_scale  # noqa: E402
+
+from colorjax.training.config import get_config as default_config  # noqa: E402
+
+
+def get_config(scale: str = "full"):
+    config = default_config()
+    config.method = "classification"
+    config.model.backbone = "eccv16"
+    config.model.head = "classification"
+    config.prior.rebalance = False  # plain soft cross-entropy: every pixel weighs 1
+    return apply_scale(config, scale)
