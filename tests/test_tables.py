@@ -77,3 +77,33 @@ def test_report_round_trip_and_grid(tmp_path):
     assert grid[1, 1 + 6, 0] == 20 and grid[0, 0, 0] == 255
     assert report_paths("x/y")["md"].name == "y.md"
     assert format_value(None) == "-" and format_value(3) == "3" and format_value(0.123456) == "0.1235"
+
+
+def test_temperature_sweep_grid_matches_a_numpy_annealed_mean():
+    import jax
+    import skimage.color
+    from flax import nnx
+
+    from colorjax.data.embedded import embedded_split
+    from colorjax.evaluation.temperature_sweep import labelled_grid, sweep_rows
+    from colorjax.models import build_model
+
+    model = build_model("eccv16", "classification", width=1 / 16, rngs=nnx.Rngs(0))
+    model.eval()
+    rgb = np.stack([np.asarray(jax.image.resize(im, (32, 32, 3), "linear")).astype(np.uint8)
+                    for _, im in embedded_split("test")])
+    rows, metrics = sweep_rows(model, rgb)
+    assert len(rows) == 2 and all(len(r) == 2 + len(paper_numbers.SWEEP_TEMPERATURES) for r in rows)
+    assert list(metrics) == list(paper_numbers.SWEEP_TEMPERATURES)
+    np.testing.assert_array_equal(rows[0][-1], rgb[0])  # last column: the truth
+    # T = 1 is the plain mean of the bins under softmax(logits): recompute it with numpy
+    lab = skimage.color.rgb2lab(rgb / 255.0)
+    logits = np.asarray(model(lab[..., :1].astype(np.float32)), np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    ab = np.asarray(jax.image.resize(probs @ np.asarray(model.head.centres[...], np.float64), (2, 32, 32, 2), "bilinear"))
+    expected = skimage.color.lab2rgb(np.concatenate([lab[..., :1], ab], -1)) * 255
+    column = 1 + list(paper_numbers.SWEEP_TEMPERATURES).index(1.0)
+    assert np.abs(rows[0][column].astype(float) - expected[0]).max() <= 1.5
+    grid = labelled_grid(rows, ["x"] * len(rows[0]))
+    assert grid.shape == (14 + 2 * 34 + 2, len(rows[0]) * 34 + 2, 3)
