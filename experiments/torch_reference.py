@@ -1,0 +1,124 @@
+"""PyTorch reference networks, written from the papers' descriptions in the official key layouts.
+
+Used by ``make_convert_fixture.py`` (the converter's parity fixture) and by benchmarks that compare
+against PyTorch; the colorjax library never imports this file (nor torch).
+
+- :class:`ECCV16Torch`: Zhang et al.'s ECCV16 net with the state-dict keys of the official PyTorch
+  port (``model1.0`` ... ``model8.6``, ``model_out``) and a width multiplier.
+- :class:`Pix2PixGeneratorTorch`: the pix2pix ``unet_256`` generator (num_downs levels).
+- :func:`vgg16_features_torch`: ``nn.Sequential`` in torchvision's ``vgg16().features`` layout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+AB_SCALE = 110.0
+VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+
+
+def scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+def _convs(channels, out, n, *, stride=1, dilation=1, batch_norm=True):
+    layers = []
+    for i in range(n):
+        last = i == n - 1
+        layers += [
+            nn.Conv2d(channels, out, 3, stride=stride if last else 1, padding=dilation, dilation=dilation),
+            nn.ReLU(True),
+        ]
+        channels = out
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out))
+    return nn.Sequential(*layers)
+
+
+class ECCV16Torch(nn.Module):
+    """ECCV16 with the official key layout; forward returns (logits, ab at 1/4 resolution)."""
+
+    def __init__(self, width: float = 1.0, num_bins: int = 313):
+        super().__init__()
+        c = lambda n: scaled(n, width)  # noqa: E731
+        self.model1 = _convs(1, c(64), 2, stride=2)
+        self.model2 = _convs(c(64), c(128), 2, stride=2)
+        self.model3 = _convs(c(128), c(256), 3, stride=2)
+        self.model4 = _convs(c(256), c(512), 3)
+        self.model5 = _convs(c(512), c(512), 3, dilation=2)
+        self.model6 = _convs(c(512), c(512), 3, dilation=2)
+        self.model7 = _convs(c(512), c(512), 3)
+        self.model8 = nn.Sequential(
+            nn.ConvTranspose2d(c(512), c(256), 4, stride=2, padding=1), nn.ReLU(True),
+            nn.Conv2d(c(256), c(256), 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(c(256), c(256), 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(c(256), num_bins, 1),
+        )
+        self.softmax = nn.Softmax(dim=1)
+        self.model_out = nn.Conv2d(num_bins, 2, 1, bias=False)
+
+    def forward(self, L: torch.Tensor):
+        x = (L - 50.0) / 100.0
+        for block in (self.model1, self.model2, self.model3, self.model4, self.model5, self.model6, self.model7):
+            x = block(x)
+        logits = self.model8(x)
+        return logits, AB_SCALE * self.model_out(self.softmax(logits))
+
+
+class _UNetBlock(nn.Module):
+    """One pix2pix U-Net level around ``inner`` (None for the innermost), as the authors build it."""
+
+    def __init__(self, outer, inner_nc, inner, *, in_nc=None, out_nc=None, outermost=False, dropout=False):
+        super().__init__()
+        in_nc = in_nc or outer
+        down = nn.Conv2d(in_nc, inner_nc, 4, stride=2, padding=1, bias=False)
+        self.outermost = outermost
+        if outermost:
+            up = nn.ConvTranspose2d(inner_nc * 2, out_nc, 4, stride=2, padding=1)
+            layers = [down, inner, nn.ReLU(True), up]
+        elif inner is None:
+            up = nn.ConvTranspose2d(inner_nc, outer, 4, stride=2, padding=1, bias=False)
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), up, nn.BatchNorm2d(outer)]
+        else:
+            up = nn.ConvTranspose2d(inner_nc * 2, outer, 4, stride=2, padding=1, bias=False)
+            layers = [nn.LeakyReLU(0.2, True), down, nn.BatchNorm2d(inner_nc), inner,
+                      nn.ReLU(True), up, nn.BatchNorm2d(outer)]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class Pix2PixGeneratorTorch(nn.Module):
+    """pix2pix U-Net generator: L in [0, 100] -> 110 * tanh(.) ab, ``num_downs`` levels."""
+
+    def __init__(self, num_downs: int = 8, width: float = 1.0, num_dropout: int = 3):
+        super().__init__()
+        inner = [scaled(64 * min(2**i, 8), width) for i in range(num_downs)]
+        block = None
+        for i in reversed(range(num_downs)):
+            dropout = num_downs - 1 - num_dropout <= i < num_downs - 1
+            if i == 0:
+                block = _UNetBlock(None, inner[0], block, in_nc=1, out_nc=2, outermost=True)
+            else:
+                block = _UNetBlock(inner[i - 1], inner[i], block, dropout=dropout)
+        self.model = block
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        return AB_SCALE * torch.tanh(self.model(L / 50.0 - 1.0))
+
+
+def vgg16_features_torch(num_convs: int = 13, width: float = 1.0) -> nn.Sequential:
+    """torchvision's ``vgg16().features`` layout (conv, ReLU ..., max pool), first ``num_convs`` convs."""
+    layers, channels, made = [], 3, 0
+    for n, out in VGG16_BLOCKS:
+        for _ in range(n):
+            if made == num_convs:
+                return nn.Sequential(*layers)
+            layers += [nn.Conv2d(channels, scaled(out, width), 3, padding=1), nn.ReLU(True)]
+            channels, made = scaled(out, width), made + 1
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers)
