@@ -1,0 +1,65 @@
+"""``colorjax convert eccv16|vgg16 FILE.pth --out DIR``: PyTorch weights to an orbax checkpoint.
+
+The ECCV16 checkpoint loads with :func:`colorjax.checkpointing.load_model` (and so with
+``colorjax colorize``); the VGG16 one with :func:`colorjax.models.vgg16.load_vgg16`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from colorjax.models.vgg16 import PERCEPTUAL_LAYERS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("network", choices=("eccv16", "vgg16"), help="which network the file holds")
+    parser.add_argument("file", help="PyTorch .pth state dict (read without torch, tensors only)")
+    parser.add_argument("--out", required=True, help="new (or empty) directory for the orbax checkpoint")
+    parser.add_argument(
+        "--layers", nargs="+", default=list(PERCEPTUAL_LAYERS),
+        help="vgg16: the layers the feature extractor returns (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from colorjax.convert.mapping import ConversionError
+    from colorjax.convert.pth_reader import PthError, load_pth
+
+    if os.path.isdir(args.out) and os.listdir(args.out):
+        print(f"colorjax convert: {args.out}: output directory is not empty", file=sys.stderr)
+        return 2
+    try:
+        state = load_pth(args.file)
+        if not isinstance(state, dict):
+            raise ConversionError(f"{args.file}: holds a {type(state).__name__}, not a state dict")
+        state = state.get("state_dict", state)
+        summary = _convert(args, state)
+    except (PthError, ConversionError, FileNotFoundError) as error:
+        print(f"colorjax convert: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {summary}")
+    return 0
+
+
+def _convert(args: argparse.Namespace, state: dict) -> str:
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    if args.network == "eccv16":
+        from colorjax.checkpointing import save_model
+        from colorjax.convert.eccv16 import convert_eccv16
+
+        model, config, report = convert_eccv16(state, args.file)
+        save_model(args.out, model, config)
+    else:
+        from colorjax.convert.vgg16 import convert_vgg16
+        from colorjax.models.vgg16 import save_vgg16
+
+        model, width = convert_vgg16(state, args.file, layers=args.layers)
+        save_vgg16(args.out, model, width)
+        report = {"width": width, "layers": list(model.layers)}
+    count = int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+    return ", ".join(f"{key} {value}" for key, value in {"parameters": count, **report}.items())

@@ -1,0 +1,81 @@
+"""Copying a PyTorch state dict into nnx variables, key by key, with every shape and key checked."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class ConversionError(ValueError):
+    """A state dict that does not fit the target model (missing, unexpected or misshapen entries)."""
+
+
+def torch_kernel(weight: np.ndarray) -> np.ndarray:
+    """A PyTorch conv kernel [O, I, kh, kw] (or ConvTranspose2d's [I, O, kh, kw]) as nnx's kernel.
+
+    nnx.Conv takes [kh, kw, I, O]; our transposed convs use ``transpose_kernel=True``, whose kernel
+    [kh, kw, O, I] is the same axis permutation of PyTorch's [I, O, kh, kw].
+    """
+    return np.transpose(weight, (2, 3, 1, 0))
+
+
+def same(array: np.ndarray) -> np.ndarray:
+    return array
+
+
+# A target: the variable to fill and how to turn the PyTorch array into its value.
+Target = tuple[nnx.Variable, Callable[[np.ndarray], np.ndarray]]
+
+
+def conv_targets(prefix: str, layer) -> dict[str, Target]:
+    """``prefix.weight`` / ``prefix.bias`` of a PyTorch conv onto an nnx (transposed) conv."""
+    targets = {f"{prefix}.weight": (layer.kernel, torch_kernel)}
+    if layer.bias is not None:
+        targets[f"{prefix}.bias"] = (layer.bias, same)
+    return targets
+
+
+def batch_norm_targets(prefix: str, norm: nnx.BatchNorm) -> dict[str, Target]:
+    """A PyTorch BatchNorm2d's running statistics (and affine part, if ``norm`` has one)."""
+    targets = {f"{prefix}.running_mean": (norm.mean, same), f"{prefix}.running_var": (norm.var, same)}
+    if norm.scale is not None:
+        targets[f"{prefix}.weight"] = (norm.scale, same)
+    if norm.bias is not None:
+        targets[f"{prefix}.bias"] = (norm.bias, same)
+    return targets
+
+
+def load_into(targets: dict[str, Target], state: dict, source: str, ignored: set[str] = frozenset()) -> None:
+    """Fill every target from ``state``; all of ``state`` but ``ignored`` keys must be used."""
+    missing = sorted(set(targets) - set(state))
+    unexpected = sorted(set(state) - set(targets) - set(ignored))
+    if missing or unexpected:
+        raise ConversionError(
+            f"{source}: state dict does not match the model; missing {_few(missing)}, unexpected {_few(unexpected)}"
+        )
+    for key, (variable, transform) in targets.items():
+        value = transform(np.asarray(state[key], np.float32))
+        if value.shape != variable.shape:
+            raise ConversionError(f"{source}: '{key}' has shape {np.shape(state[key])}, which does not fit {variable.shape}")
+        variable.set_value(jnp.asarray(value))
+
+
+def _few(keys: list[str]) -> str:
+    return "none" if not keys else ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+
+def abstract_model(make: Callable[[], nnx.Module]) -> nnx.Module:
+    """The module ``make`` builds, with shapes only: conversion fills every array, so none is initialised."""
+    return nnx.eval_shape(make)
+
+
+def check_filled(model: nnx.Module, source: str) -> None:
+    """A ConversionError if some array of ``model`` was left unfilled (still abstract)."""
+    flat = nnx.to_flat_state(nnx.state(model))
+    empty = [".".join(map(str, path)) for path, var in flat if isinstance(var.get_value(), jax.ShapeDtypeStruct)]
+    if empty:
+        raise ConversionError(f"{source}: no value for {_few(empty)}")
