@@ -12,6 +12,8 @@ Files written (all small, committed):
 - ``vgg16_w8.pth``: torchvision-layout VGG16 features, first 4 convs at width 1/8, plus a
   classifier entry the converter must ignore; ``vgg16_w8_legacy.pth``: the same in torch's pre-1.6
   (non-zip) format; ``vgg16_w8_outputs.npz``: RGB [1, 16, 16, 3] and relu1_2 / conv2_2 (NHWC).
+- ``pix2pix_w32.pth``: the pix2pix generator (6 levels) and PatchGAN at width 1/32 in the authors'
+  layout, random BatchNorm statistics; ``pix2pix_w32_outputs.npz``: L, ab and their eval outputs.
 - ``tensors.pth`` / ``tensors.npz``: tensors of several dtypes, a strided view with an offset and
   a transpose sharing one storage, to pin down storage decoding.
 """
@@ -23,7 +25,7 @@ import pathlib
 import numpy as np
 import torch
 
-from torch_reference import ECCV16Torch, vgg16_features_torch
+from torch_reference import ECCV16Torch, PatchDiscriminatorTorch, Pix2PixGeneratorTorch, vgg16_features_torch
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -99,6 +101,21 @@ def tensors_fixture(generator: torch.Generator) -> None:
     np.savez(FIXTURES / "tensors.npz", **{k: v.numpy() for k, v in tensors.items()})
 
 
+def pix2pix_fixture(generator: torch.Generator) -> None:
+    net = Pix2PixGeneratorTorch(num_downs=6, width=1 / 32)
+    disc = PatchDiscriminatorTorch(n_layers=3, width=1 / 32)
+    for module in (net, disc):
+        randomise_batch_norms(module, generator)
+        module.eval()
+    L = torch.rand(2, 1, 64, 64, generator=generator) * 100
+    ab = (torch.rand(2, 2, 64, 64, generator=generator) - 0.5) * 160
+    with torch.no_grad():
+        ab_pred, patch_logits = net(L), disc(L, ab)
+    torch.save({"generator": net.state_dict(), "discriminator": disc.state_dict()}, FIXTURES / "pix2pix_w32.pth")
+    np.savez(FIXTURES / "pix2pix_w32_outputs.npz", L=nhwc(L), ab=nhwc(ab), ab_pred=nhwc(ab_pred),
+             patch_logits=nhwc(patch_logits))
+
+
 def main() -> None:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -106,6 +123,7 @@ def main() -> None:
     eccv16_fixture(generator)
     vgg16_fixture(generator)
     tensors_fixture(generator)
+    pix2pix_fixture(generator)
     for path in sorted(FIXTURES.iterdir()):
         print(f"{path.name}: {path.stat().st_size / 1024:.1f} KiB")
 

@@ -6,6 +6,7 @@ against PyTorch; the colorjax library never imports this file (nor torch).
 - :class:`ECCV16Torch`: Zhang et al.'s ECCV16 net with the state-dict keys of the official PyTorch
   port (``model1.0`` ... ``model8.6``, ``model_out``) and a width multiplier.
 - :class:`Pix2PixGeneratorTorch`: the pix2pix ``unet_256`` generator (num_downs levels).
+- :class:`PatchDiscriminatorTorch`: the pix2pix 70 x 70 PatchGAN.
 - :func:`vgg16_features_torch`: ``nn.Sequential`` in torchvision's ``vgg16().features`` layout.
 """
 
@@ -109,6 +110,24 @@ class Pix2PixGeneratorTorch(nn.Module):
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         return AB_SCALE * torch.tanh(self.model(L / 50.0 - 1.0))
+
+
+class PatchDiscriminatorTorch(nn.Module):
+    """The 70 x 70 PatchGAN (``n_layers=3``) on concat(L / 50 - 1, ab / 110), authors' key layout."""
+
+    def __init__(self, n_layers: int = 3, width: float = 1.0):
+        super().__init__()
+        widths = [scaled(64 * min(2**i, 8), width) for i in range(n_layers + 1)]
+        layers = [nn.Conv2d(3, widths[0], 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        for i in range(1, n_layers + 1):
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(widths[-1], 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([L / 50.0 - 1.0, ab / AB_SCALE], 1))
 
 
 def vgg16_features_torch(num_convs: int = 13, width: float = 1.0) -> nn.Sequential:

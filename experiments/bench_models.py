@@ -1,0 +1,155 @@
+"""Training throughput and inference latency of ECCV16 (Q-bin head) and pix2pix, colorjax (JAX)
+against PyTorch eager, measured side by side in one process (not a test).
+
+    /work/venv/bin/python experiments/bench_models.py [--quick] [--grid 64x1,64x4,...] [--repeats 3]
+
+For each model, crop size and batch size: the library's own jitted training step (the one
+``colorjax train`` runs: uint8 RGB in, Lab conversion, gray mask, soft-encoding and rebalancing
+inside the step, state donated) and the same work in PyTorch (``bench_torch.py``), one warm-up step
+then ``--repeats`` timed steps each, median; inference (evaluation mode, L to ab at the output
+resolution) likewise. Also: XLA compile time, the train step's FLOPs from XLA's cost analysis, model
+FLOP utilisation against the measured peak of a float32 matmul on the same device, and the peak
+resident memory above the resident state during the timed steps (after ``malloc_trim``), for both.
+Every steady-state JAX step runs under ``jax.transfer_guard("disallow")``: a hidden host transfer
+inside the step fails the run. Ratios are JAX / PyTorch (> 1: JAX faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import math
+import os
+import platform
+import re
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+from flax import nnx
+
+import bench_torch
+from colorjax.bins import zhang_bins
+from colorjax.prior import ColourPrior
+from colorjax.training import config as config_lib
+from colorjax.training import optim, parallel, setup, steps
+from colorjax.training import state as state_lib
+
+DEFAULT_GRID = "64x1,64x4,64x16,128x1,128x8,256x1"
+QUICK_GRID = "64x1,64x8,128x4"
+MATMUL_SIZE = 2048
+_LIBC = ctypes.CDLL("libc.so.6")
+
+
+# ---- measurement helpers -------------------------------------------------------------------------
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
+
+
+def measure(fn, repeats: int) -> tuple[float, float]:
+    """``(median seconds per call, peak RSS MiB above the resident baseline)`` after one warm-up."""
+    fn()
+    gc.collect()
+    _LIBC.malloc_trim(0)  # return freed heap to the OS, so the timed calls' allocations show in RSS
+    baseline = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), (_rss_kib("VmHWM") - baseline) / 1024
+
+
+def matmul_peak(repeats: int = 5) -> tuple[float, float]:
+    """Measured float32 matmul rate (FLOP/s) of JAX and of PyTorch on this device."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), np.float32) for _ in range(2))
+    flops = 2 * MATMUL_SIZE**3
+    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    dot = jax.jit(jnp.dot)
+    jax_s, _ = measure(lambda: dot(ja, jb).block_until_ready(), repeats)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    torch_s, _ = measure(lambda: torch.mm(ta, tb), repeats)
+    return flops / jax_s, flops / torch_s
+
+
+def _compile(fn, *args):
+    started = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    return compiled, time.perf_counter() - started
+
+
+def _memory_mib(compiled) -> float:
+    stats = compiled.memory_analysis()
+    return (stats.temp_size_in_bytes + stats.output_size_in_bytes + stats.argument_size_in_bytes
+            - stats.alias_size_in_bytes) / 2**20
+
+
+# ---- the two models, JAX side --------------------------------------------------------------------
+
+def _prior(centres: np.ndarray) -> ColourPrior:
+    """A non-uniform prior (random counts), so that no rebalancing weight folds into a constant."""
+    counts = np.random.default_rng(0).gamma(0.5, 1.0, len(centres)).astype(np.float32) + 1e-3
+    return ColourPrior.from_counts(counts, centres)
+
+
+def model_config(model: str, size: int, width: float, compute_dtype: str | None = None):
+    """The training config of a benchmark case (Zhang's classifier, or pix2pix at ``size``)."""
+    config = config_lib.get_config()
+    config.data.crop_size = size
+    config.model.width = width
+    if model == "pix2pix":
+        config.method, config.model.backbone, config.model.head = "pix2pix", "pix2pix", "regression"
+        config.model.options.num_downs = int(math.log2(size))  # innermost level at 1 x 1, as unet_256
+        config.optim.learning_rate, config.optim.b1, config.optim.b2 = 2e-4, 0.5, 0.999
+        config.optim.weight_decay = 0.0
+    if compute_dtype is not None:
+        config.train.compute_dtype = compute_dtype
+    return config
+
+
+def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str | None = None):
+    """``(train step, initial state, inference fn, its state, rgb batch, L batch)`` for one case."""
+    config = model_config(model, size, width, compute_dtype)
+    mesh = parallel.data_mesh()
+    centres = zhang_bins() if model == "eccv16" else None
+    mconf = setup.model_config_of(config, centres)
+    model_fn = setup.model_factory(mconf, config.seed)
+    stride, _ = setup.check_model(model_fn, size, batch)
+    prior = None if centres is None else _prior(centres)
+    objective = setup.build_objective(config, stride, centres, prior)
+    tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, 1000))
+    d_fn = setup.discriminator_factory(config)
+    d_tx = optim.discriminator_optimizer(config, optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
+    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
+    if model == "pix2pix":
+        fn = steps.gan_step(objective, modules.train, tx, modules.d_train, d_tx)
+    else:
+        fn = steps.supervised_step(objective, modules.train, tx)
+    repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
+
+    def infer(params, rest, L):
+        out = nnx.merge(modules.eval, params, rest, copy=True)
+        return out.predict_ab(L)
+
+    rng = np.random.default_rng(size * 100 + batch)
+    rgb = parallel.global_batch({"rgb": rng.integers(0, 256, (batch, size, size, 3), np.uint8)}, mesh)
+    L = jax.device_put(rng.uniform(0, 100, (batch, size, size, 1)).astype(np.float32), sharded)
+    return train, state, jax.jit(infer), L, rgb
+
+
+def torch_case(model: str, size: int, width: float):
+    if model == "eccv16":
+        centres = zhang_bins()
+        return bench_torch.ECCV16Classification(centres, _prior(centres).weights, width=width)
+    return bench_torch.Pix2Pix(int(math.log2(size)), width=width)
