@@ -106,7 +106,7 @@ def model_config(model: str, size: int, width: float, compute_dtype: str | None 
     """The training config of a benchmark case (Zhang's classifier, or pix2pix at ``size``)."""
     config = config_lib.get_config()
     config.data.crop_size = size
-    config.model.width = width
+    config.model.width = config.discriminator.width = width
     if model == "pix2pix":
         config.method, config.model.backbone, config.model.head = "pix2pix", "pix2pix", "regression"
         config.model.options.num_downs = int(math.log2(size))  # innermost level at 1 x 1, as unet_256
@@ -153,3 +153,95 @@ def torch_case(model: str, size: int, width: float):
         centres = zhang_bins()
         return bench_torch.ECCV16Classification(centres, _prior(centres).weights, width=width)
     return bench_torch.Pix2Pix(int(math.log2(size)), width=width)
+
+
+# ---- one case, both frameworks -------------------------------------------------------------------
+
+def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak_flops: float) -> dict:
+    train, state, infer, L, rgb = jax_case(model, size, batch, width)
+    train_c, train_compile = _compile(train, state, rgb)
+    infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
+    flops = train_c.cost_analysis()["flops"]
+    holder = {"state": state}
+
+    def jax_train():
+        with jax.transfer_guard("disallow"):
+            holder["state"], metrics = train_c(holder["state"], rgb)
+        jax.block_until_ready(metrics)
+
+    def jax_infer():
+        with jax.transfer_guard("disallow"):
+            ab = infer_c(holder["state"]["params"], holder["state"]["rest"], L)
+        ab.block_until_ready()
+
+    jt, jt_mem = measure(jax_train, repeats)
+    ji, _ = measure(jax_infer, repeats)
+    loss = float(jax.device_get(train_c(holder["state"], rgb)[1]["loss"]))
+    if not math.isfinite(loss):
+        raise RuntimeError(f"{model} {size}x{batch}: non-finite JAX loss {loss}")
+    xla_mib = _memory_mib(train_c)
+    del holder, state, train_c, infer_c
+    gc.collect()
+
+    ref = torch_case(model, size, width)
+    rgb_t = torch.from_numpy(np.array(rgb["rgb"]))
+    L_t = torch.from_numpy(np.array(L)).permute(0, 3, 1, 2).contiguous()
+    tt, tt_mem = measure(lambda: ref.train_step(rgb_t), repeats)
+    ti, _ = measure(lambda: ref.infer(L_t), repeats)
+    del ref
+    gc.collect()
+    return {
+        "model": model, "size": size, "batch": batch,
+        "jax_train_ips": batch / jt, "torch_train_ips": batch / tt,
+        "jax_infer_ms": 1e3 * ji, "torch_infer_ms": 1e3 * ti,
+        "compile_s": (train_compile, infer_compile), "gflop": flops / 1e9, "mfu": flops / jt / peak_flops,
+        "jax_mem": jt_mem, "xla_mem": xla_mib, "torch_mem": tt_mem,
+    }
+
+
+HEADER = (
+    "| model | px | batch | train img/s JAX | PyTorch | ratio | infer ms JAX | PyTorch | ratio "
+    "| compile s train/infer | train GFLOP/step | MFU | step MiB JAX (XLA) | PyTorch |"
+)
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['model']} | {r['size']} | {r['batch']} | {r['jax_train_ips']:.2f} | {r['torch_train_ips']:.2f} "
+        f"| {r['jax_train_ips'] / r['torch_train_ips']:.2f} | {r['jax_infer_ms']:.0f} | {r['torch_infer_ms']:.0f} "
+        f"| {r['torch_infer_ms'] / r['jax_infer_ms']:.2f} | {r['compile_s'][0]:.1f} / {r['compile_s'][1]:.1f} "
+        f"| {r['gflop']:.1f} | {100 * r['mfu']:.0f}% | {r['jax_mem']:.0f} ({r['xla_mem']:.0f}) | {r['torch_mem']:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"grid {QUICK_GRID}, 2 repeats")
+    parser.add_argument("--grid", default=None, help=f"comma-separated PXxBATCH (default {DEFAULT_GRID})")
+    parser.add_argument("--models", default="eccv16,pix2pix")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of both models")
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per figure (default 3)")
+    args = parser.parse_args()
+    grid = args.grid or (QUICK_GRID if args.quick else DEFAULT_GRID)
+    repeats = args.repeats or (2 if args.quick else 3)
+    cases = [tuple(int(v) for v in item.split("x")) for item in grid.split(",")]
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)  # XLA:CPU uses every core; PyTorch the same number
+    started = time.perf_counter()
+    jax_peak, torch_peak = matmul_peak()
+    print(f"device: {jax.devices()[0].device_kind} ({platform.machine()}, {threads} cores), jax {jax.__version__}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"float32 matmul {MATMUL_SIZE}^3: JAX {jax_peak / 1e9:.0f} GFLOP/s, PyTorch {torch_peak / 1e9:.0f} "
+          f"GFLOP/s (MFU = train step FLOPs / step time / the JAX figure)")
+    print(f"width {args.width}, {repeats} timed steps per figure (median), ratios > 1: JAX faster\n", flush=True)
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    for model in args.models.split(","):
+        for size, batch in cases:
+            print(row(run_case(model, size, batch, args.width, repeats, jax_peak)), flush=True)
+    print(f"\nwall time {time.perf_counter() - started:.0f} s, load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
