@@ -41,7 +41,7 @@ def rgb_uint8_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 def soft_encode(ab: torch.Tensor, centres: torch.Tensor, k: int, sigma: float):
     """ab [B, 2, h, w] -> (soft targets [B, Q, h, w], nearest bin [B, h, w])."""
     flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
-    d2 = torch.cdist(flat, centres).square()
+    d2 = (flat[:, None, :] - centres).square().sum(dim=-1)  # exact, as colorjax (cdist uses a matmul)
     neg, index = torch.topk(-d2, k, dim=-1)
     weights = torch.softmax(neg / (2 * sigma**2), dim=-1)
     target = torch.zeros_like(d2).scatter_(1, index, weights)
