@@ -10,6 +10,8 @@ generator), ``patchnet`` (seed 004). Heads: ``regression``, ``classification``. 
 
 from __future__ import annotations
 
+import inspect
+
 from flax import nnx
 
 from colorjax.models.activations import ACTIVATIONS, Activation, check_activation
@@ -62,6 +64,11 @@ def build_model(
         raise ValueError(f"width must be positive, got {width}")
     if activation is not None:
         check_activation(activation)
+    common = {"self", "out_channels", "width", "activation", "batch_norm", "rngs"}
+    accepted = set(inspect.signature(BACKBONES[backbone].__init__).parameters) - common
+    unknown = sorted(set(backbone_options) - accepted)
+    if unknown:
+        raise ValueError(f"{backbone} takes no option {', '.join(unknown)}; its options: {', '.join(sorted(accepted))}")
     if head == "classification":
         if centres is None:
             from colorjax.bins import zhang_bins
