@@ -82,7 +82,7 @@ def test_checkpoint_evaluation_counts_a_prior_when_none_is_given(tmp_path):
     from colorjax.checkpointing import save_model
     from colorjax.models import build_model
 
-    config = {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
+    config = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}  # as in test_inference, test_tables
     save_model(tmp_path / "ckpt", build_model(**config, rngs=nnx.Rngs(0)), config)
     record = commands.evaluate_to_file(checkpoint=tmp_path / "ckpt", data="embedded", split="test",
                                        out=tmp_path / "model", size=SIZE, batch_size=2)

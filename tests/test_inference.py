@@ -15,7 +15,7 @@ from colorjax.checkpointing import save_model
 from colorjax.inference import colorize_files, find_images, fit_chroma_to_gamut
 from colorjax.inference import commands
 
-MODEL_CONFIG = {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
+MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}  # as in test_evaluation, test_tables
 EXIF_ORIENTATION = 0x0112
 
 

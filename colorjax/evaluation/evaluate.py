@@ -32,15 +32,19 @@ def upsample_ab(ab: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
     return jax.image.resize(ab, (ab.shape[0], height, width, ab.shape[-1]), method="bilinear")
 
 
+@nnx.jit
+def _predict_full_size(model: nnx.Module, lab: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
+    ab = predict_ab_covering(model, lab[..., :1], temperature)
+    return upsample_ab(ab, lab.shape[1], lab.shape[2])
+
+
 def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
-    """A model's ab at full crop resolution (annealed mean at ``temperature`` for Q-bin heads)."""
+    """A model's ab at full crop resolution (annealed mean at ``temperature`` for Q-bin heads).
 
-    @nnx.jit
-    def predict(model, lab):
-        ab = predict_ab_covering(model, lab[..., :1], temperature)
-        return upsample_ab(ab, lab.shape[1], lab.shape[2])
-
-    return lambda lab: predict(model, lab)
+    The temperature is a traced argument: one compiled function serves every T of a sweep.
+    """
+    t = jnp.float32(temperature)
+    return lambda lab: _predict_full_size(model, lab, t)
 
 
 def evaluate(
@@ -57,8 +61,6 @@ def evaluate(
     ``wall_s``) and up to ``grid_images`` rows of uint8 images [gray, prediction, truth].
     """
     from colorjax.metrics import MetricAccumulator, batch_metric_sums_lab
-
-    sums_fn = jax.jit(lambda pred, true: batch_metric_sums_lab(pred, true, prior=prior))
     accumulator, rows, n_images, start = MetricAccumulator(), [], 0, time.perf_counter()
     for batch in batches:
         rgb_uint8 = np.asarray(batch["rgb"])
@@ -68,7 +70,7 @@ def evaluate(
             break
         lab = color.rgb_uint8_to_lab(rgb_uint8)
         pred_lab = jnp.concatenate([lab[..., :1], predictor(lab)], axis=-1)
-        accumulator.update(sums_fn(pred_lab, lab))
+        accumulator.update(batch_metric_sums_lab(pred_lab, lab, prior=prior))  # jitted inside
         rows.extend(_grid_rows(lab, color.lab_to_rgb(pred_lab), rgb_uint8, grid_images - len(rows)))
         n_images += len(rgb_uint8)
         if max_images is not None and n_images >= max_images:

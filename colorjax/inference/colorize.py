@@ -158,14 +158,14 @@ def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -
     return model.predict_ab(L, temperature=temperature)
 
 
-@nnx.jit(static_argnames=("temperature",))
-def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
+@nnx.jit
+def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
     return predict_ab_covering(model, L_small, temperature)
 
 
 def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
-    """ab at the model's output resolution for a batch of L [B, size, size, 1], jitted."""
-    return _predict_ab(model, L_small, temperature=float(temperature))
+    """ab at the model's output resolution for a batch of L [B, size, size, 1], jitted (T traced)."""
+    return _predict_ab(model, L_small, jnp.float32(temperature))
 
 
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
