@@ -13,6 +13,7 @@ import sys
 import time
 
 from colorjax.evaluation.baselines import BASELINES
+from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE
 
 DEFAULT_BATCH = 16
 
@@ -26,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="where built / prepared datasets live")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="record path: writes OUT.json, OUT.md and OUT_grid.png")
-    parser.add_argument("--size", type=int, default=256, help="centre-crop side of the evaluation images")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="centre-crop side of the evaluation images")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--temperature", type=float, default=0.38, help="annealed-mean T for Q-bin models")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="annealed-mean T for Q-bin models")
     parser.add_argument("--max-images", type=int, default=None, help="stop after this many images")
     parser.add_argument("--prior", default=None, help="a saved ColourPrior for the rebalanced AuC")
     parser.add_argument("--prior-split", default="train", help="split to count a prior on when none is given")
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_to_file(
-    *, checkpoint=None, step=None, baseline=None, data, split="test", out, size=256, batch_size=DEFAULT_BATCH,
-    temperature=0.38, max_images=None, prior_path=None, prior_split="train", data_dir=None,
+    *, checkpoint=None, step=None, baseline=None, data, split="test", out, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH,
+    temperature=DEFAULT_TEMPERATURE, max_images=None, prior_path=None, prior_split="train", data_dir=None,
 ) -> dict:
     """Evaluate a checkpoint or a baseline and write its record; returns the record (a dict)."""
     from colorjax.data import make_loader
@@ -98,7 +99,7 @@ def resolve_prior(prior_path, saved_prior, data, split, size, data_dir):
     return count_prior(data, split, size=size, data_dir=data_dir), f"counted on {data}:{split} (313 bins)"
 
 
-def count_prior(data, split, *, size=256, batch_size=DEFAULT_BATCH, data_dir=None, centres=None):
+def count_prior(data, split, *, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH, data_dir=None, centres=None):
     """Zhang's colour prior (313 bins, smoothed) of one epoch of ``data``'s ``split`` at ``size`` px."""
     from colorjax import color
     from colorjax.bins import zhang_bins

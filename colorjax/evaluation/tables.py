@@ -16,6 +16,7 @@ from pathlib import Path
 
 from colorjax.evaluation import paper_numbers as paper
 from colorjax.evaluation.report import format_value, read_record, report_paths
+from colorjax.inference.colorize import DEFAULT_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--split", default="test")
     parser.add_argument("--images", type=int, default=6, help="temperature: rows of the grid")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="temperature: the crop side the model sees")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from colorjax.evaluation.paper_numbers import SWEEP_TEMPERATURES
+from colorjax.inference.colorize import DEFAULT_SIZE
 
 LABEL_HEIGHT = 14  # px of the caption strip above each column
 
@@ -52,7 +53,7 @@ def labelled_grid(rows, labels, pad: int = 2) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def write_sweep(checkpoint, data, out, *, split="test", images=6, size=256, data_dir=None) -> dict:
+def write_sweep(checkpoint, data, out, *, split="test", images=6, size=DEFAULT_SIZE, data_dir=None) -> dict:
     """Colorize ``images`` images of ``data`` at every T; write ``out`` (PNG) and ``out`` .md."""
     from colorjax.checkpointing import load_model
     from colorjax.inference.colorize import checkpoint_directory

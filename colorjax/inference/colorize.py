@@ -26,13 +26,15 @@ from flax import nnx
 from PIL import Image
 
 from colorjax import color
+from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.models.model import INFERENCE_SIZE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg")}
 JPEG_QUALITY = 95
 # Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (REFERENCE section 2).
-DEFAULT_TEMPERATURE = 0.38
-DEFAULT_SIZE = 256
+DEFAULT_TEMPERATURE = ANNEALED_MEAN_TEMPERATURE
+DEFAULT_SIZE = INFERENCE_SIZE
 # Bisection steps of the chroma reduction: 2^-10 of the predicted chroma is well below 8-bit rounding.
 GAMUT_BISECTION_STEPS = 10
 
