@@ -9,7 +9,8 @@ Expected (the paper): AuC 91.6 raw, 65.1 rebalanced (recalled values, REFERENCE 
 raw AuC than the rebalanced model, lower rebalanced AuC, duller colours.
 
 Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny
---workdir runs/zhang_tiny --rows classification``.
+--workdir runs/zhang_tiny --rows classification``. Measured: AuC 89.3 raw, 57.4 rebalanced, PSNR
+20.04 dB, colourfulness 3.2 (nearly gray at T = 0.38).
 """
 
 import sys

@@ -9,7 +9,8 @@ Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, REFERENCE 
 AuC from desaturated, near-gray predictions; low colourfulness.
 
 Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny
---workdir runs/zhang_tiny --rows regression_l2``.
+--workdir runs/zhang_tiny --rows regression_l2``. Measured: AuC 89.0 raw, 57.9 rebalanced, PSNR
+20.26 dB, colourfulness 10.2 (uniform sepia).
 """
 
 import sys

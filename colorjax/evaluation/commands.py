@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    print(f"{record['metrics']['num_images']} images in {record['metrics']['wall_s']} s -> {args.out}")
+    print(f"{int(record['metrics']['num_images'])} images in {record['metrics']['wall_s']} s -> {args.out}")
     return 0
 
 

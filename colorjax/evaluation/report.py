@@ -35,7 +35,7 @@ def metrics_markdown(record: dict) -> str:
     lines = [
         f"# Evaluation of {what}",
         "",
-        f"data `{record['data']}`, split `{record['split']}`, {record['metrics']['num_images']} images at "
+        f"data `{record['data']}`, split `{record['split']}`, {int(record['metrics']['num_images'])} images at "
         f"{record['size']} px, temperature {record.get('temperature')}, prior: {record.get('prior_source')}",
         "",
         "| metric | value |",
