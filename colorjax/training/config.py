@@ -104,7 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.num_steps = 1000  # for nogan: set from the phase lengths when 0
     c.train.log_every = 50  # steps between JSONL / TensorBoard training records
     c.train.eval_every = 500  # steps between validations (0: only at the end)
-    c.train.eval_images = 256  # validation images per validation
+    c.train.eval_images = 256  # validation images per validation (0: no validation)
     c.train.checkpoint_every = 500  # steps between checkpoints (and always the last step)
     c.train.keep_checkpoints = 3  # keep the last N checkpoints ...
     c.train.best_metric = "val_loss"  # ... and the best by this validation metric

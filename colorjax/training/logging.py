@@ -24,6 +24,7 @@ class RunLog:
         self.bar = None
         self.writer = None
         self.jsonl = None
+        self._last_time, self._last_step = time.perf_counter(), start_step
         if not enabled:
             return
         from tqdm import tqdm
@@ -35,7 +36,6 @@ class RunLog:
             self.writer = SummaryWriter(str(self.workdir / "tensorboard"))
         if progress_bar:
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
-        self._last_time, self._last_step = time.perf_counter(), start_step
 
     def _record(self, split: str, step: int, values: dict) -> None:
         record = {"step": step, "split": split, **{k: float(v) for k, v in values.items()}}
@@ -85,7 +85,8 @@ class RunLog:
 def image_grid(gray: np.ndarray, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Rows of (gray | prediction | truth) from float RGB ``[N, H, W, 3]`` in [0, 1] -> uint8."""
     rows = [np.concatenate([g, p, t], axis=1) for g, p, t in zip(gray, pred, true, strict=True)]
-    return np.round(np.clip(np.concatenate(rows, axis=0), 0.0, 1.0) * 255.0).astype(np.uint8)
+    grid = np.nan_to_num(np.concatenate(rows, axis=0), nan=0.0)
+    return np.round(np.clip(grid, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def save_image_grid(path: Path, gray: np.ndarray, pred: np.ndarray, true: np.ndarray) -> None:

@@ -183,6 +183,10 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     history, validations, pending, step = [], [], [], start
     t0 = time.perf_counter()
     try:
+        if start == 0 and config.train.eval_every and config.train.eval_images > 0:  # the curve's first point
+            val = evaluate(config, step_fns["eval"], state, mesh, grid_path=workdir / "grids" / "step_0000000.png")
+            validations.append({"step": 0, **val})
+            log.validation(0, val)
         while step < num_steps:
             phase = _phase(config, step)
             state, step_metrics = step_fns[phase](state, parallel.global_batch(next(iterator), mesh))
@@ -190,7 +194,9 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
             pending.append((step, step_metrics))
             log.advance()
             is_checkpoint = step % config.train.checkpoint_every == 0 or step == num_steps
-            is_eval = is_checkpoint or (config.train.eval_every and step % config.train.eval_every == 0)
+            is_eval = config.train.eval_images > 0 and (
+                is_checkpoint or (config.train.eval_every and step % config.train.eval_every == 0)
+            )
             if not (is_checkpoint or is_eval or step % config.train.log_every == 0):
                 continue
             records = [(s, {k: float(v) for k, v in parallel.to_host(m).items()}) for s, m in pending]
@@ -206,6 +212,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
             if config.method != "nogan":  # NoGAN's generator lr follows its own update count
                 mean["learning_rate"] = float(schedule(step - 1))
             log.train(step, mean, config.data.batch_size)
+            val = None
             if is_eval:
                 grid = workdir / "grids" / f"step_{step:07d}.png"
                 val = evaluate(config, step_fns["eval"], state, mesh, grid_path=grid)
@@ -214,6 +221,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
             if is_checkpoint:
                 state_lib.save(manager, step, state, model_config=model_config, prior=prior,
                                config_json=config_json, iterator=iterator, metrics=val)
+        best_step = manager.best_step()
     finally:
         log.close()
         manager.close()
@@ -226,12 +234,6 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
         "final_train_loss": history[-1]["loss"] if history else None,
         "train": history,
         "validation": validations,
-        "best_step": _best_step(workdir, config),
+        "best_step": best_step,
     }
 
-
-def _best_step(workdir: Path, config) -> int | None:
-    with checkpointing.checkpoint_manager(
-        workdir / checkpointing.TRAINING_SUBDIR, best_metric=config.train.best_metric, best_mode=config.train.best_mode, read_only=True
-    ) as manager:
-        return manager.best_step()

@@ -136,7 +136,7 @@ def supervised_step(obj: Objective, graphdef, tx):
 
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         params, opt = _update(tx, grads, state["opt"], state["params"])
-        return {**state, "params": params, "rest": rest, "opt": opt}, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return {**state, "params": params, "rest": rest, "opt": opt}, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     return step
 

@@ -1,0 +1,128 @@
+"""Each method trains on the embedded photos with tiny models; the first step's loss and the colour
+prior are recomputed independently in numpy (scikit-image Lab) from the same batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from colorjax.bins import zhang_bins
+from colorjax.checkpointing import load_model
+from colorjax.data import make_loader
+from colorjax.training import NonFiniteLossError, train
+from colorjax.training.commands import load_config_file
+
+STRIDE = 4  # ECCV16's output stride
+
+
+def tiny(**overrides):
+    config = load_config_file("experiments/tiny_classification.py")
+    for path, value in overrides.items():
+        group, _, name = path.rpartition(".")
+        (config[group] if group else config)[name] = value
+    return config
+
+
+def _first_batches(config, n):
+    loader = make_loader("embedded", "train", crop_size=config.data.crop_size, batch_size=config.data.batch_size,
+                         train=True, seed=config.seed)
+    return [b["rgb"] for _, b in zip(range(n), loader)]
+
+
+def _lab(rgb):
+    lab = rgb2lab(rgb / 255.0)
+    return lab[..., :1].astype(np.float32), lab[..., 1:]
+
+
+def _colourful(ab):  # Zhang's non-gray rule: some |a| or |b| above 5
+    return (np.abs(ab) > 5).any(axis=(1, 2, 3))
+
+
+def _soft_encode(ab, centres, k=5, sigma=5.0):
+    d2 = ((ab[..., None, :] - centres) ** 2).sum(-1)
+    nearest = np.argsort(d2, axis=-1, kind="stable")[..., :k]
+    w = np.exp(-np.take_along_axis(d2, nearest, -1) / (2 * sigma**2))
+    target = np.zeros(d2.shape)
+    np.put_along_axis(target, nearest, w / w.sum(-1, keepdims=True), -1)
+    return target, np.argmin(d2, axis=-1)
+
+
+def test_classification_first_loss_and_prior_match_numpy(tmp_path):
+    config = tiny(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1})
+    summary = train(config, tmp_path)
+    model, model_config, prior = load_model(tmp_path)  # lr 0: the initial parameters
+
+    # the prior: nearest-bin counts of the first two training batches, every 4th pixel, colourful images
+    centres = zhang_bins()
+    counts = np.zeros(len(centres))
+    for rgb in _first_batches(config, 2):
+        _, ab = _lab(rgb)
+        ab_sub = ab[:, ::STRIDE, ::STRIDE][_colourful(ab)]
+        counts += np.bincount(_soft_encode(ab_sub, centres)[1].ravel(), minlength=len(centres))
+    assert prior.counts.sum() == counts.sum()
+    assert np.abs(prior.counts - counts).sum() <= 4  # a float32 / float64 tie may move a pixel
+    np.testing.assert_allclose(np.asarray(model_config["centres"]), centres)
+
+    # the first step's loss: rebalanced soft cross-entropy on the first batch
+    L, ab = _lab(_first_batches(config, 1)[0])
+    model.train()  # BatchNorm on batch statistics, as in the training step
+    logits = np.asarray(model(L), np.float64)
+    target, nearest = _soft_encode(ab[:, ::STRIDE, ::STRIDE], centres)
+    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    per_pixel = -(target * log_probs).sum(-1) * prior.weights[nearest]
+    expected = per_pixel[_colourful(ab)].mean()
+    assert summary["train"][0]["loss"] == pytest.approx(expected, rel=2e-3)
+    assert summary["validation"][0]["step"] == 1 and np.isfinite(summary["validation"][0]["val_auc_raw"])
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in records} == {"train", "validation"}
+    assert (tmp_path / "grids" / "step_0000001.png").exists()
+
+
+def test_regression_first_loss_matches_numpy(tmp_path):
+    config = tiny(**{"method": "regression", "model.head": "regression", "optim.learning_rate": 0.0,
+                     "train.num_steps": 1, "train.checkpoint_every": 1})
+    summary = train(config, tmp_path)
+    model, _, prior = load_model(tmp_path)
+    assert prior is None
+    L, ab = _lab(_first_batches(config, 1)[0])
+    model.train()
+    pred = np.asarray(model(L), np.float64)
+    l1 = np.abs(pred - ab[:, ::STRIDE, ::STRIDE]).mean(-1) / 110.0  # L1 on ab / 110, as pix2pix
+    assert summary["train"][0]["loss"] == pytest.approx(l1[_colourful(ab)].mean(), rel=1e-3)
+
+
+def test_pix2pix_trains_with_alternating_updates(tmp_path):
+    config = tiny(**{"method": "pix2pix", "model.backbone": "pix2pix", "model.head": "regression",
+                     "model.options.num_downs": 5, "model.options.num_dropout": 0, "discriminator.width": 1 / 16,
+                     "optim.schedule": "linear_decay", "train.num_steps": 2, "train.checkpoint_every": 2,
+                     "train.eval_images": 0})
+    summary = train(config, tmp_path)
+    first = summary["train"][0]
+    # a PatchGAN initialised from N(0, 0.02) outputs logits near 0: BCE near log 2 per term
+    assert first["d_loss"] == pytest.approx(0.5 * 2 * np.log(2), abs=0.05)
+    assert first["g_gan_loss"] == pytest.approx(np.log(2), abs=0.05)
+    assert first["loss"] == pytest.approx(first["g_gan_loss"] + 100.0 * first["recon_loss"], rel=1e-5)
+    assert summary["steps"] == 2 and all(np.isfinite(r["loss"]) for r in summary["train"])
+
+
+def test_nogan_runs_its_phases(tmp_path):
+    config = tiny(**{"method": "nogan", "model.head": "regression", "discriminator.width": 1 / 16,
+                     "nogan.generator_steps": 2, "nogan.critic_steps": 1, "nogan.gan_steps": 1, "nogan.cycles": 1,
+                     "train.num_steps": 0, "train.checkpoint_every": 4, "train.eval_images": 0})
+    summary = train(config, tmp_path)
+    assert [r["phase"] for r in summary["train"]] == ["supervised", "supervised", "critic", "gan"]
+    critic = summary["train"][2]
+    assert critic["loss"] == critic["d_loss"] == pytest.approx(np.log(2), abs=0.05)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny(**{"method": "regression", "model.head": "regression", "model.options.regression_output": "linear",
+                     "optim.learning_rate": 1e30, "train.num_steps": 6, "train.checkpoint_every": 1,
+                     "train.eval_images": 0})
+    with pytest.raises(NonFiniteLossError, match="non-finite") as error:
+        train(config, tmp_path)
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and max(saved) < 6 and f"step {max(saved)}" in str(error.value)
