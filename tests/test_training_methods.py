@@ -102,6 +102,28 @@ def test_regression_loss_from_checkpoint_and_best_retention(tmp_path):
     assert summary["train"][best]["loss"] == pytest.approx(l1[_colourful(ab)].mean(), rel=1e-3)
 
 
+def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tmp_path):
+    from flax import nnx
+
+    from colorjax.models import VGG16Features
+    from colorjax.models.vgg16 import save_vgg16
+
+    config = tiny(**{"method": "regression", "model.head": "regression", "optim.learning_rate": 0.0,
+                     "loss.perceptual_weight": 1.0, "loss.vgg_checkpoint": str(tmp_path / "vgg"),
+                     "loss.vgg_layers": ("relu1_2",), "train.num_steps": 1, "train.checkpoint_every": 1,
+                     "train.eval_images": 0})
+    with pytest.raises(ValueError, match="colorjax convert vgg16"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+    save_vgg16(tmp_path / "vgg", VGG16Features(("relu1_2",), width=1 / 16, rngs=nnx.Rngs(0)), 1 / 16)
+    summary = train(config, tmp_path / "run")
+    model, _, _ = load_model(tmp_path / "run")
+    L, ab = _lab(_first_batches(config, 1)[0])
+    model.train()
+    l1 = (np.abs(np.asarray(model(L), np.float64) - ab[:, ::STRIDE, ::STRIDE]).mean(-1) / 110.0)[_colourful(ab)].mean()
+    assert summary["train"][0]["loss"] > l1 * (1 + 1e-3)  # the per-pixel feature distance adds to L1
+
+
 def test_pix2pix_trains_with_alternating_updates(tmp_path):
     config = tiny(**{"method": "pix2pix", "model.backbone": "pix2pix", "model.head": "regression",
                      "model.options.num_downs": 3, "model.options.num_dropout": 1, "discriminator.width": 1 / 16,

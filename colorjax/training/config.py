@@ -8,6 +8,7 @@ refuses unknown fields; ``validate`` refuses bad combinations before anything is
 from __future__ import annotations
 
 import ast
+import os
 
 import ml_collections
 from ml_collections import config_dict
@@ -207,10 +208,11 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
                 f"config data.{name} = {size} must be a positive multiple of the device count "
                 f"({device_count}) and of the process count ({process_count})"
             )
-    if config.loss.perceptual_weight > 0 and not config.loss.vgg_checkpoint:
+    if config.loss.perceptual_weight > 0 and not (config.loss.vgg_checkpoint and os.path.isdir(config.loss.vgg_checkpoint)):
         raise ValueError(
-            "config loss.perceptual_weight > 0 needs loss.vgg_checkpoint: a directory written by "
-            "`colorjax convert vgg16`"
+            f"config loss.perceptual_weight > 0 needs loss.vgg_checkpoint, a directory of converted VGG16 "
+            f"weights (got {config.loss.vgg_checkpoint!r}): run `colorjax convert vgg16 vgg16-397923af.pth "
+            f"--out DIR` (torchvision's weights), or set loss.perceptual_weight=0"
         )
     if config.method != "nogan" and config.train.num_steps <= 0:
         raise ValueError(f"config train.num_steps = {config.train.num_steps} must be positive")

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from colorjax import checkpointing
@@ -69,40 +68,22 @@ def check_model(model_fn, crop_size: int, batch_size: int):
 
 
 def vgg_features(checkpoint_dir: str, layers) -> callable:
-    """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``.
-
-    Only the convolutions up to the deepest of ``layers`` are restored (and run).
-    """
-    from colorjax.models import VGG16Features
+    """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``."""
+    from colorjax.models.vgg16 import load_vgg16
 
     directory = pathlib.Path(checkpoint_dir).absolute()
     if not directory.exists():
         raise FileNotFoundError(
-            f"{directory}: no converted VGG16 weights; the perceptual loss needs them. Run "
-            f"`colorjax convert vgg16 --output {directory}` (torchvision weights), or set loss.perceptual_weight=0"
+            f"{directory}: no converted VGG16 weights, which the perceptual loss needs. Convert torchvision's "
+            f"vgg16-397923af.pth with `colorjax convert vgg16 FILE.pth --out {directory}`, or set "
+            f"loss.perceptual_weight=0"
         )
-    with checkpointing.checkpoint_manager(directory, read_only=True) as manager:
-        step = checkpointing.resolve_step(manager, directory, None)
-        saved = manager.restore(step, args=ocp.args.Composite(**{checkpointing.MODEL: ocp.args.StandardRestore()}))
-    saved = nnx.restore_int_paths(saved[checkpointing.MODEL])
-    abstract = nnx.eval_shape(lambda: VGG16Features(tuple(layers), rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    wanted = nnx.to_pure_dict(state)
-    try:
-        picked = jax.tree.map(lambda want, have: jnp.asarray(have, want.dtype), wanted, _subtree(saved, wanted))
-    except (KeyError, ValueError, TypeError) as error:
-        raise ValueError(f"{directory}: not a VGG16 checkpoint from `colorjax convert vgg16` ({error})") from error
-    nnx.replace_by_pure_dict(state, picked)
-    features = nnx.merge(graphdef, state)
+    features = load_vgg16(directory)
+    missing = [name for name in layers if name not in features.layers]
+    if missing:
+        raise ValueError(f"{directory}: the VGG16 checkpoint holds layers {list(features.layers)}, not {missing}")
     names = tuple(layers)
     return lambda rgb: [features(rgb)[name] for name in names]
-
-
-def _subtree(saved: dict, wanted: dict) -> dict:
-    """The entries of ``saved`` at the keys of ``wanted`` (the checkpoint may hold deeper layers)."""
-    if not isinstance(wanted, dict):
-        return saved
-    return {k: _subtree(saved[k], v) for k, v in wanted.items()}
 
 
 def build_objective(config: ml_collections.ConfigDict, output_stride: int, centres, prior) -> Objective:
