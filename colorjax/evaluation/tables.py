@@ -59,7 +59,7 @@ ZHANG = Table(
 
 SEED000 = Table(
     title="Seed 000: U-Net vs Pix2Pix (and NoGAN)",
-    rows=(("unet", "U-Net (L1 + perceptual)"), ("pix2pix", "Pix2Pix"), ("nogan", "NoGAN")),
+    rows=(("unet", "U-Net (L1; + perceptual at full scale)"), ("pix2pix", "Pix2Pix"), ("nogan", "NoGAN")),
     columns=(
         Column("custom_accuracy", "custom accuracy", "custom_accuracy"),
         Column("rmse", "RMSE", "rmse"),
