@@ -123,3 +123,17 @@ def test_cli_refuses_unknown_field_with_exit_code(tmp_path, capsys):
     code = main(["train", "--config", TINY, "--workdir", str(tmp_path / "w"), "--config.train.num_stepz=3"])
     assert code == 1 and "unknown field 'train.num_stepz'" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()  # refused before anything was made
+
+
+def test_train_refuses_a_misfit_before_making_the_workdir(tmp_path):
+    from colorjax.training import train
+
+    config = load_config_file(TINY)
+    config.data.crop_size = 36  # ECCV16 needs a multiple of 8
+    with pytest.raises(ValueError, match="does not fit a 36 px crop"):
+        train(config, tmp_path / "w")
+    config = load_config_file(TINY)
+    config.data.batch_size = 6
+    with pytest.raises(ValueError, match="batch_size = 6"):
+        train(config, tmp_path / "w", resume=False) if jax.device_count() > 1 else config_lib.validate(config, 4)
+    assert not (tmp_path / "w").exists()

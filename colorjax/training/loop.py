@@ -142,6 +142,10 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     config = ml_collections.ConfigDict(config.to_dict())
     config_lib.validate(config, jax.device_count(), jax.process_count())
     num_steps = total_steps(config)
+    # The model traced abstractly at the crop size (placeholder bins): a backbone, head or size that
+    # does not fit is refused here, before the workdir, the data or any compilation.
+    probe = setup.model_config_of(config, np.zeros((2, 2), np.float32))
+    stride, _ = setup.check_model(setup.model_factory(probe, config.seed), config.data.crop_size, 1)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     manager = checkpointing.checkpoint_manager(
@@ -158,8 +162,6 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     else:
         centres = None
         if config.model.head == "classification":
-            probe = setup.model_config_of(config, np.zeros((2, 2), np.float32))
-            stride, _ = setup.check_model(setup.model_factory(probe, config.seed), config.data.crop_size, 1)
             centres, prior = priors.bins_and_prior(config, train_loader, mesh, stride)
         else:
             prior = None if not config.prior.path else priors.bins_and_prior(config, train_loader, mesh, 1)[1]
