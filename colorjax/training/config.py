@@ -111,6 +111,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.best_metric = "val_loss"  # ... and the best by this validation metric
     c.train.best_mode = "min"  # min | max
     c.train.grid_images = 8  # images in each validation grid PNG
+    c.train.compute_dtype = "float32"  # float32 | bfloat16: convolutions in bfloat16, float32 master state
     c.train.progress_bar = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
     return c
@@ -172,6 +173,7 @@ _CHOICES = {
     "optim.optimizer": ("adam", "adamw"),
     "optim.schedule": ("constant", "warmup_cosine", "step", "linear_decay"),
     "train.best_mode": ("min", "max"),
+    "train.compute_dtype": ("float32", "bfloat16"),
 }
 _FREE_GROUPS = ("model.options",)  # backbone keyword options: checked by build_model itself
 

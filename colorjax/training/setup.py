@@ -108,4 +108,5 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
         gan=config.loss.gan,
         discriminator_factor=config.loss.discriminator_factor,
         prior=prior,
+        compute_dtype=config.train.compute_dtype,
     )

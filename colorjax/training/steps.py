@@ -18,13 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
 from colorjax import metrics
 from colorjax.bins import is_colourful, soft_encode
 from colorjax.color import lab_to_rgb, rgb_uint8_to_lab
 from colorjax.decode import annealed_mean
 from colorjax.training import losses
+from colorjax.training.precision import apply_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Objective:
     gan: str = "bce"
     discriminator_factor: float = 0.5
     prior: object | None = None  # ColourPrior for the rebalanced metrics
+    compute_dtype: str = "float32"  # float32 | bfloat16 (colorjax.training.precision)
 
 
 def lab_batch(rgb_uint8: jnp.ndarray):
@@ -112,11 +113,10 @@ def reconstruction_map(obj: Objective, out: jnp.ndarray, L: jnp.ndarray, ab: jnp
     return pixel_map
 
 
-def _apply(graphdef, params, rest, *inputs):
-    """Run a module given its state; returns (output, its updated non-parameter state)."""
-    module = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables at this trace level
-    out = module(*inputs)
-    return out, nnx.state(module, nnx.Not(nnx.Param))
+def _apply(obj: Objective, graphdef, params, rest, *inputs):
+    """Run a module given its state, in the run's compute dtype; returns (output, its updated
+    non-parameter state)."""
+    return apply_module(graphdef, params, rest, *inputs, dtype=obj.compute_dtype)
 
 
 def _update(tx, grads, opt_state, params):
@@ -131,7 +131,7 @@ def supervised_step(obj: Objective, graphdef, tx):
         L, ab, colourful = lab_batch(batch["rgb"])
 
         def loss_fn(params):
-            out, rest = _apply(graphdef, params, state["rest"], L)
+            out, rest = _apply(obj, graphdef, params, state["rest"], L)
             return losses.masked_mean(reconstruction_map(obj, out, L, ab, batch["rgb"]), colourful), rest
 
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
@@ -150,8 +150,8 @@ def _discriminator_inputs(obj: Objective, out, L, ab):
 
 def _discriminator_update(obj, d_graphdef, d_tx, state, L, real_ab, fake_ab):
     def d_loss_fn(d_params):
-        real, rest = _apply(d_graphdef, d_params, state["d_rest"], L, real_ab)
-        fake, rest = _apply(d_graphdef, d_params, rest, L, jax.lax.stop_gradient(fake_ab))
+        real, rest = _apply(obj, d_graphdef, d_params, state["d_rest"], L, real_ab)
+        fake, rest = _apply(obj, d_graphdef, d_params, rest, L, jax.lax.stop_gradient(fake_ab))
         return obj.discriminator_factor * losses.discriminator_loss(real, fake, obj.gan), rest
 
     (d_loss, d_rest), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state["d_params"])
@@ -165,14 +165,14 @@ def gan_step(obj: Objective, graphdef, tx, d_graphdef, d_tx):
 
     def step(state, batch):
         L, ab, colourful = lab_batch(batch["rgb"])
-        g_forward = lambda params: _apply(graphdef, params, state["rest"], L)  # noqa: E731
+        g_forward = lambda params: _apply(obj, graphdef, params, state["rest"], L)  # noqa: E731
         out, g_vjp, rest = jax.vjp(g_forward, state["params"], has_aux=True)
         L_full, real_ab = _discriminator_inputs(obj, out, L, ab)
         state, d_loss = _discriminator_update(obj, d_graphdef, d_tx, state, L_full, real_ab, full_resolution_lab(obj, out, L)[..., 1:])
 
         def g_loss_fn(out):
             fake_ab = full_resolution_lab(obj, out, L)[..., 1:]
-            fake, d_rest = _apply(d_graphdef, state["d_params"], state["d_rest"], L_full, fake_ab)
+            fake, d_rest = _apply(obj, d_graphdef, state["d_params"], state["d_rest"], L_full, fake_ab)
             adversarial = losses.generator_gan_loss(fake, obj.gan)
             recon = losses.masked_mean(reconstruction_map(obj, out, L, ab, batch["rgb"]), colourful)
             return adversarial + obj.lambda_l1 * recon, (adversarial, recon, d_rest)
@@ -192,7 +192,7 @@ def critic_step(obj: Objective, eval_graphdef, d_graphdef, d_tx):
 
     def step(state, batch):
         L, ab, _ = lab_batch(batch["rgb"])
-        out, _ = _apply(eval_graphdef, state["params"], state["rest"], L)
+        out, _ = _apply(obj, eval_graphdef, state["params"], state["rest"], L)
         L_full, real_ab = _discriminator_inputs(obj, out, L, ab)
         state, d_loss = _discriminator_update(obj, d_graphdef, d_tx, state, L_full, real_ab, full_resolution_lab(obj, out, L)[..., 1:])
         return state, {"loss": d_loss, "d_loss": d_loss}
@@ -205,7 +205,7 @@ def eval_step(obj: Objective, eval_graphdef):
 
     def step(state, batch):
         L, ab, colourful = lab_batch(batch["rgb"])
-        out, _ = _apply(eval_graphdef, state["params"], state["rest"], L)
+        out, _ = _apply(obj, eval_graphdef, state["params"], state["rest"], L)
         loss = losses.masked_mean(reconstruction_map(obj, out, L, ab, batch["rgb"]), colourful)
         pred_lab = full_resolution_lab(obj, out, L)
         true_lab = output_region(jnp.concatenate([L, ab], axis=-1), out.shape[1:3], obj.output_stride)
