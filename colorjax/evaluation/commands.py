@@ -2,7 +2,8 @@
 
 The rebalanced AuC needs a colour prior (Zhang et al. weight each pixel by the inverse prior of its
 ground-truth bin). Its source, in order: ``--prior FILE``; the prior saved in the checkpoint; else
-one counted here on the ``--prior-split`` (train) split of the same data over Zhang's 313 bins. The
+one counted here on (at most 10k images of) the ``--prior-split`` (train) split of the same data over
+Zhang's 313 bins. The
 record says which was used; rows of one table should share one prior file.
 """
 
@@ -16,6 +17,8 @@ from colorjax.evaluation.baselines import BASELINES
 from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE
 
 DEFAULT_BATCH = 16
+# Images counted for a prior when none is given: a whole small dataset, a fixed sample of ImageNet.
+PRIOR_MAX_IMAGES = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +102,11 @@ def resolve_prior(prior_path, saved_prior, data, split, size, data_dir):
     return count_prior(data, split, size=size, data_dir=data_dir), f"counted on {data}:{split} (313 bins)"
 
 
-def count_prior(data, split, *, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH, data_dir=None, centres=None):
-    """Zhang's colour prior (313 bins, smoothed) of one epoch of ``data``'s ``split`` at ``size`` px."""
+def count_prior(data, split, *, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH, data_dir=None, centres=None,
+                max_images=PRIOR_MAX_IMAGES):
+    """Zhang's colour prior (313 bins, smoothed) of the first ``max_images`` images of ``data``'s ``split``."""
+    import itertools
+
     from colorjax import color
     from colorjax.bins import zhang_bins
     from colorjax.data import make_loader
@@ -109,5 +115,6 @@ def count_prior(data, split, *, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH, dat
     centres = zhang_bins() if centres is None else centres
     loader = make_loader(data, split, crop_size=size, batch_size=batch_size, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
-    counts, images = count_bins_over((color.rgb_uint8_to_lab(b["rgb"])[..., 1:] for b in loader), centres)
+    batches = itertools.islice(loader, -(-max_images // batch_size))
+    counts, images = count_bins_over((color.rgb_uint8_to_lab(b["rgb"])[..., 1:] for b in batches), centres)
     return ColourPrior.from_counts(counts, centres, num_images=images)
