@@ -3,8 +3,7 @@
 The rebalanced AuC needs a colour prior (Zhang et al. weight each pixel by the inverse prior of its
 ground-truth bin). Its source, in order: ``--prior FILE``; the prior saved in the checkpoint; else
 one counted here on (at most 10k images of) the ``--prior-split`` (train) split of the same data over
-Zhang's 313 bins. The
-record says which was used; rows of one table should share one prior file.
+Zhang's 313 bins. The record says which was used; rows of one table should share one prior file.
 """
 
 from __future__ import annotations
