@@ -51,8 +51,10 @@ def _soft_encode(ab, centres, k=5, sigma=5.0):
 
 
 def test_classification_first_loss_and_prior_match_numpy(tmp_path):
-    config = tiny(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1})
+    config = tiny(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1,
+                     "train.tensorboard": True})
     summary = train(config, tmp_path)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     model, model_config, prior = load_model(tmp_path)  # lr 0: the initial parameters
 
     # the prior: nearest-bin counts of the first two training batches, every 4th pixel, colourful images
