@@ -8,8 +8,10 @@ For each model, crop size and batch size: the library's own jitted training step
 inside the step, state donated) and the same work in PyTorch (``bench_torch.py``), one warm-up step
 then ``--repeats`` timed steps each, median; inference (evaluation mode, L to ab at the output
 resolution) likewise. Also: XLA compile time, the train step's FLOPs from XLA's cost analysis, model
-FLOP utilisation against the measured peak of a float32 matmul on the same device, and the peak
-resident memory above the resident state during the timed steps (after ``malloc_trim``), for both.
+FLOP utilisation against the measured peak of a float32 matmul on the same device, the peak
+resident memory above the resident state during the timed steps (after ``malloc_trim``), for both,
+and the share of the JAX step that its fused preprocessing (Lab conversion, gray mask, and for the
+Q-bin head soft-encoding and rebalancing weights) would take alone.
 Every steady-state JAX step runs under ``jax.transfer_guard("disallow")``: a hidden host transfer
 inside the step fails the run. Ratios are JAX / PyTorch (> 1: JAX faster).
 """
@@ -34,13 +36,13 @@ import torch
 from flax import nnx
 
 import bench_torch
-from colorjax.bins import zhang_bins
+from colorjax.bins import soft_encode, zhang_bins
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
-from colorjax.training import optim, parallel, setup, steps
+from colorjax.training import losses, optim, parallel, precision, setup, steps
 from colorjax.training import state as state_lib
 
-DEFAULT_GRID = "64x1,64x4,64x16,128x1,128x8,256x1"
+DEFAULT_GRID = "64x1,64x4,64x16,128x4,256x1"
 QUICK_GRID = "64x1,64x8,128x4"
 MATMUL_SIZE = 2048
 _LIBC = ctypes.CDLL("libc.so.6")
@@ -139,13 +141,31 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
 
     def infer(params, rest, L):
-        out = nnx.merge(modules.eval, params, rest, copy=True)
-        return out.predict_ab(L)
+        if compute_dtype == "bfloat16":
+            params, L = precision.cast_floating((params, L), jnp.bfloat16)
+        model = nnx.merge(modules.eval, params, rest, copy=True)
+        return model.predict_ab(L).astype(jnp.float32)
 
     rng = np.random.default_rng(size * 100 + batch)
     rgb = parallel.global_batch({"rgb": rng.integers(0, 256, (batch, size, size, 3), np.uint8)}, mesh)
     L = jax.device_put(rng.uniform(0, 100, (batch, size, size, 1)).astype(np.float32), sharded)
-    return train, state, jax.jit(infer), L, rgb
+    return train, state, jax.jit(infer), L, rgb, objective
+
+
+def preprocessing(objective: steps.Objective):
+    """The part of the step before the network: Lab, gray mask, and for the Q-bin head the target
+    on the output grid, its soft-encoding and rebalancing weights (timed alone for its share)."""
+
+    def prep(batch):
+        L, ab, colourful = steps.lab_batch(batch["rgb"])
+        if objective.head != "classification":
+            return L, ab, colourful
+        size = ab.shape[1] // objective.output_stride
+        true_ab = steps.at_output(ab, (size, size), objective.output_stride)
+        target = soft_encode(true_ab, objective.centres, objective.k, objective.sigma)
+        return L, target, losses.rebalancing_weights(true_ab, objective.centres, objective.class_weights), colourful
+
+    return jax.jit(prep)
 
 
 def torch_case(model: str, size: int, width: float):
@@ -157,8 +177,11 @@ def torch_case(model: str, size: int, width: float):
 
 # ---- one case, both frameworks -------------------------------------------------------------------
 
-def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak_flops: float) -> dict:
-    train, state, infer, L, rgb = jax_case(model, size, batch, width)
+def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak_flops: float,
+             compute_dtype: str = "float32") -> dict:
+    bf16 = compute_dtype == "bfloat16"
+    train, state, infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
+    prep = preprocessing(objective)
     train_c, train_compile = _compile(train, state, rgb)
     infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
     flops = train_c.cost_analysis()["flops"]
@@ -176,6 +199,7 @@ def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak
 
     jt, jt_mem = measure(jax_train, repeats)
     ji, _ = measure(jax_infer, repeats)
+    jp, _ = measure(lambda: jax.block_until_ready(prep(rgb)), repeats)
     loss = float(jax.device_get(train_c(holder["state"], rgb)[1]["loss"]))
     if not math.isfinite(loss):
         raise RuntimeError(f"{model} {size}x{batch}: non-finite JAX loss {loss}")
@@ -186,22 +210,23 @@ def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak
     ref = torch_case(model, size, width)
     rgb_t = torch.from_numpy(np.array(rgb["rgb"]))
     L_t = torch.from_numpy(np.array(L)).permute(0, 3, 1, 2).contiguous()
-    tt, tt_mem = measure(lambda: ref.train_step(rgb_t), repeats)
-    ti, _ = measure(lambda: ref.infer(L_t), repeats)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # bf16 convs, float32 weights
+        tt, tt_mem = measure(lambda: ref.train_step(rgb_t), repeats)
+        ti, _ = measure(lambda: ref.infer(L_t), repeats)
     del ref
     gc.collect()
     return {
         "model": model, "size": size, "batch": batch,
         "jax_train_ips": batch / jt, "torch_train_ips": batch / tt,
         "jax_infer_ms": 1e3 * ji, "torch_infer_ms": 1e3 * ti,
-        "compile_s": (train_compile, infer_compile), "gflop": flops / 1e9, "mfu": flops / jt / peak_flops,
+        "prep_share": jp / jt, "compile_s": (train_compile, infer_compile), "gflop": flops / 1e9, "mfu": flops / jt / peak_flops,
         "jax_mem": jt_mem, "xla_mem": xla_mib, "torch_mem": tt_mem,
     }
 
 
 HEADER = (
     "| model | px | batch | train img/s JAX | PyTorch | ratio | infer ms JAX | PyTorch | ratio "
-    "| compile s train/infer | train GFLOP/step | MFU | step MiB JAX (XLA) | PyTorch |"
+    "| Lab+encode share | compile s train/infer | train GFLOP/step | MFU | step MiB JAX (XLA) | PyTorch |"
 )
 
 
@@ -209,7 +234,7 @@ def row(r: dict) -> str:
     return (
         f"| {r['model']} | {r['size']} | {r['batch']} | {r['jax_train_ips']:.2f} | {r['torch_train_ips']:.2f} "
         f"| {r['jax_train_ips'] / r['torch_train_ips']:.2f} | {r['jax_infer_ms']:.0f} | {r['torch_infer_ms']:.0f} "
-        f"| {r['torch_infer_ms'] / r['jax_infer_ms']:.2f} | {r['compile_s'][0]:.1f} / {r['compile_s'][1]:.1f} "
+        f"| {r['torch_infer_ms'] / r['jax_infer_ms']:.2f} | {100 * r['prep_share']:.1f}% | {r['compile_s'][0]:.1f} / {r['compile_s'][1]:.1f} "
         f"| {r['gflop']:.1f} | {100 * r['mfu']:.0f}% | {r['jax_mem']:.0f} ({r['xla_mem']:.0f}) | {r['torch_mem']:.0f} |"
     )
 
@@ -220,6 +245,8 @@ def main() -> None:
     parser.add_argument("--grid", default=None, help=f"comma-separated PXxBATCH (default {DEFAULT_GRID})")
     parser.add_argument("--models", default="eccv16,pix2pix")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of both models")
+    parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="bfloat16: JAX train.compute_dtype=bfloat16 against torch.autocast(bfloat16)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per figure (default 3)")
     args = parser.parse_args()
     grid = args.grid or (QUICK_GRID if args.quick else DEFAULT_GRID)
@@ -234,12 +261,14 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     print(f"float32 matmul {MATMUL_SIZE}^3: JAX {jax_peak / 1e9:.0f} GFLOP/s, PyTorch {torch_peak / 1e9:.0f} "
           f"GFLOP/s (MFU = train step FLOPs / step time / the JAX figure)")
-    print(f"width {args.width}, {repeats} timed steps per figure (median), ratios > 1: JAX faster\n", flush=True)
+    print(f"compute {args.compute_dtype}, width {args.width}, {repeats} timed steps per figure (median), "
+          f"ratios > 1: JAX faster\n", flush=True)
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     for model in args.models.split(","):
         for size, batch in cases:
-            print(row(run_case(model, size, batch, args.width, repeats, jax_peak)), flush=True)
+            result = run_case(model, size, batch, args.width, repeats, jax_peak, args.compute_dtype)
+            print(row(result), flush=True)
     print(f"\nwall time {time.perf_counter() - started:.0f} s, load average at end {os.getloadavg()[0]:.1f}")
 
 
