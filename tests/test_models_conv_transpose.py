@@ -38,7 +38,7 @@ def _layer_pair(stride, padding, kernel=4, channels=(6, 5), bias=True):
     return reference, fast
 
 
-@pytest.mark.parametrize("stride,padding,bias", [(2, 1, True), (2, 1, False), (1, 1, True)])
+@pytest.mark.parametrize("stride,padding,bias", [(2, 1, True), (2, 1, False), (1, 1, True), (2, 0, True)])
 def test_forward_matches_the_scatter_definition(stride, padding, bias):
     reference, fast = _layer_pair(stride, padding, bias=bias)
     x = np.random.default_rng(0).standard_normal((2, 5, 4, 6)).astype(np.float32)
@@ -48,10 +48,11 @@ def test_forward_matches_the_scatter_definition(stride, padding, bias):
     np.testing.assert_allclose(reference(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_match_autodiff_of_lax_conv_transpose():
-    reference, fast = _layer_pair(2, 1)
+@pytest.mark.parametrize("stride,padding,out_hw", [(2, 1, (12, 10)), (1, 1, (7, 6))])
+def test_gradients_match_autodiff_of_lax_conv_transpose(stride, padding, out_hw):
+    reference, fast = _layer_pair(stride, padding)  # stride 2: sub-pixel split; 1: adjoint gradient
     x = jax.random.normal(jax.random.key(1), (3, 6, 5, 6))
-    weights = jax.random.normal(jax.random.key(2), (3, 12, 10, 5))
+    weights = jax.random.normal(jax.random.key(2), (3, *out_hw, 5))
 
     def grads(layer):
         graphdef, state = nnx.split(layer)
