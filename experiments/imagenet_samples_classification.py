@@ -4,8 +4,15 @@
     colorjax train --config experiments/imagenet_samples_classification.py \
         --workdir runs/imagenet_samples_classification --config.data.data_dir=/tmp/colorjax_data
 
-The folder is split 80 / 10 / 10 by file hash on first use (built into data_dir). Expected: the
-validation loss falls clearly over the 500 steps (numbers in the README's training section).
+The folder is split 80 / 10 / 10 by file hash on first use (built into data_dir). Measured on the
+2 shared CPU cores of the build machine (96 validation photos; loss = rebalanced soft
+cross-entropy; two runs gave identical numbers):
+
+    step      0     50    100    150    200    250    300    350    400    450    500
+    val loss  5.117 4.574 4.249 4.199 4.203 4.171 4.175 4.159 4.155 4.154 4.155
+    AuC raw   85.5  87.4  88.9  88.8  89.2  88.7  88.1  88.5  88.3  88.7  88.6
+
+Wall time 712 s (951 s with the test suite running beside it), mostly JPEG decoding.
 """
 
 from colorjax.training.config import get_config as default_config
