@@ -12,7 +12,7 @@ cross-entropy; two runs gave identical numbers):
     val loss  5.117 4.574 4.249 4.199 4.203 4.171 4.175 4.159 4.155 4.154 4.155
     AuC raw   85.5  87.4  88.9  88.8  89.2  88.7  88.1  88.5  88.3  88.7  88.6
 
-Wall time 712 s (951 s with the test suite running beside it), mostly JPEG decoding.
+Wall time 712 s and 951 s, on cores shared with other jobs (load average 7 to 9).
 """
 
 from colorjax.training.config import get_config as default_config
