@@ -10,6 +10,7 @@ validation every ``eval_every`` steps and at each checkpoint, an orbax checkpoin
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -121,6 +122,18 @@ def evaluate(config, eval_fn, state, mesh, *, grid_path: Path | None = None) -> 
     return {"val_loss": float(np.mean(losses)), **values}
 
 
+def _changed_fields(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
 def _start(config, manager, resume: bool):
     """The step to start from: 0, or the latest checkpoint's when resuming."""
     latest = manager.latest_step()
@@ -173,15 +186,17 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
 
     tx, schedule, d_tx = _optimizers(config, num_steps)
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=setup.discriminator_factory(config), d_tx=d_tx)
-    iterator = train_loader()
+    iterator, saved = train_loader(), None
     if start:
-        state, _ = state_lib.restore(manager, start, state, modules, mesh, iterator)
+        state, saved = state_lib.restore(manager, start, state, modules, mesh, iterator)
     step_fns = _jitted_steps(config, objective, modules, tx, d_tx, mesh)
 
     log = run_logging.RunLog(workdir, total_steps=num_steps, start_step=start, enabled=jax.process_index() == 0,
                              progress_bar=config.train.progress_bar, tensorboard=config.train.tensorboard)
     (workdir / "grids").mkdir(exist_ok=True)
     config_json = config.to_dict()
+    if saved is not None and (changed := _changed_fields(saved["config"], json.loads(json.dumps(config_json)))):
+        log.message(f"resuming step {start} with config fields changed since it was saved: {', '.join(changed)}")
     history, validations, pending, step = [], [], [], start
     t0 = time.perf_counter()
     try:
