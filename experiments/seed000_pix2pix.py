@@ -10,7 +10,8 @@ Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.380, R
 tolerance than the U-Net, a slightly higher RMSE.
 
 Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
-runs/seed000_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8.
+runs/seed000_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8. Measured
+(300 steps, 96 test photos, 380 s): custom accuracy 0.704, RMSE 0.1136, PSNR 18.89 dB.
 """
 
 import sys

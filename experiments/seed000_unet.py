@@ -12,7 +12,8 @@ Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.265, R
 
 Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
 runs/seed000_tiny``. No VGG16 weights can be downloaded here, so the tiny run uses L1 only
-(``perceptual_weight = 0``): a U-Net L1 regressor, not the seed's full loss.
+(``perceptual_weight = 0``): a U-Net L1 regressor, not the seed's full loss. Measured (300 steps,
+96 test photos at 64 px, 565 s): custom accuracy 0.762, RMSE 0.0967, PSNR 20.30 dB.
 """
 
 import sys

@@ -13,8 +13,10 @@ Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 Expected: the seed has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
 nearly best without, and RReLU among the worst.
 
-Tiny scale (here, 2-core CPU; ten runs): ``python experiments/run_table.py activations --scale tiny
---workdir runs/seed004_tiny``.
+Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python experiments/run_table.py activations
+--scale tiny --workdir runs/seed004_tiny``. Measured: rebalanced AuC 58.6-59.5 and raw AuC 86.6-88.4
+for all ten rows, differences inside the bootstrap error; BatchNorm rows are more colourful (24-31
+vs 18-21).
 """
 
 import sys
