@@ -132,3 +132,9 @@ def _unclipped_rgb(lab):
     xyz = skimage.color.lab2xyz(lab)
     linear = xyz @ skimage.color.colorconv.rgb_from_xyz.T
     return np.where(linear > 0.0031308, 1.055 * np.abs(linear) ** (1 / 2.4) * np.sign(linear) - 0.055, 12.92 * linear)
+
+
+def test_a_size_the_model_cannot_take_is_refused_before_any_work(checkpoint, inputs, tmp_path, capsys):
+    folder, _, _ = inputs
+    code = _run([str(folder / "sub"), "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--size", "60"])
+    assert code == 2 and "divisible by 8" in capsys.readouterr().err and not any(tmp_path.iterdir())

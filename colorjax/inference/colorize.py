@@ -113,7 +113,7 @@ def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) ->
     for _ in range(steps):
         mid = (lo + hi) / 2
         ok = inside(mid)
-        lo, hi = jnp.where(ok, mid, lo), jnp.where(ok | (lo == 1.0), hi, mid)
+        lo, hi = jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
     return jnp.concatenate([L, ab * lo[..., None]], axis=-1)
 
 
@@ -146,6 +146,12 @@ def _lab_pixels_to_uint8(L, ab):
 def lightness(rgb_uint8: np.ndarray) -> np.ndarray:
     """L [H, W, 1] of a uint8 RGB image (gray images are stored with R = G = B)."""
     return map_pixels(_lightness_pixels, rgb_uint8)
+
+
+def check_size(model: nnx.Module, size: int) -> None:
+    """A ValueError, before any work, when the model cannot run at ``size`` x ``size``."""
+    side = size + 2 * getattr(model, "border", 0)
+    model.check_input(jax.ShapeDtypeStruct((1, side, side, 1), jnp.float32))
 
 
 def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -> jnp.ndarray:
@@ -233,6 +239,7 @@ def colorize_files(
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     suffix = OUTPUT_FORMATS[fmt][1]
+    check_size(model, size)
     todo = find_images(inputs)
     summary = ColorizeSummary()
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
@@ -248,7 +255,8 @@ def colorize_files(
                     on_error(path, str(error))
                 bar.update(1)
         if loaded:
-            for rgb, name in zip(colorize_arrays(model, loaded, size=size, temperature=temperature, batch_size=batch_size), names):
+            colorized = colorize_arrays(model, loaded, size=size, temperature=temperature, batch_size=batch_size)
+            for rgb, name in zip(colorized, names):
                 target = Path(out_dir) / name.with_name(name.name + suffix)
                 save_image(rgb, target, fmt)
                 summary.written.append(target)

@@ -29,12 +29,13 @@ def run(args: argparse.Namespace) -> int:
         print("colorize: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
         return 2
     from colorjax.checkpointing import load_model
-    from colorjax.inference.colorize import checkpoint_directory, colorize_files, find_images
+    from colorjax.inference.colorize import check_size, checkpoint_directory, colorize_files, find_images
 
     try:
         find_images(args.inputs)  # fail on a missing input before loading the model
         model, _, _ = load_model(checkpoint_directory(args.checkpoint), args.step)
-    except FileNotFoundError as error:
+        check_size(model, args.size)
+    except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     summary = colorize_files(
