@@ -52,7 +52,8 @@ with open(output, "w") as f:
 
 @pytest.fixture(scope="module", autouse=True)
 def _shared_compilation_cache(tmp_path_factory):
-    """Children of this module reuse each other's XLA compilations (same programs, fresh processes)."""
+    """Children of this module reuse each other's XLA compilations (same programs, fresh processes):
+    the 8-device resume below reuses the 8-device run's, which is why that test comes first."""
     global COMPILATION_CACHE
     COMPILATION_CACHE = str(tmp_path_factory.mktemp("xla_cache"))
 
@@ -90,6 +91,13 @@ def uninterrupted(tmp_path_factory):
     return _losses(train(config, tmp_path_factory.mktemp("uninterrupted"))["train"])
 
 
+def test_eight_devices_match_one_device(tmp_path, uninterrupted):
+    code, result = _child(tmp_path / "eight", [*OVERRIDES, "train.num_steps=5", "train.checkpoint_every=5"], devices=8)
+    assert code == 0 and result["devices"] == 8, result
+    eight = _losses(result["train"])
+    np.testing.assert_allclose([eight[s] for s in range(1, 6)], [uninterrupted[s] for s in range(1, 6)], rtol=1e-5, atol=1e-5)
+
+
 def test_sigkill_then_resume_gives_the_same_losses(tmp_path, uninterrupted):
     workdir = tmp_path / "run"
     code, _ = _child(workdir, OVERRIDES, kill_after=4)
@@ -112,13 +120,6 @@ def test_sigkill_then_resume_gives_the_same_losses(tmp_path, uninterrupted):
     eight = _losses(result["train"])
     assert sorted(eight) == [5, 6]
     np.testing.assert_allclose([eight[5], eight[6]], [uninterrupted[5], uninterrupted[6]], rtol=1e-5, atol=1e-5)
-
-
-def test_eight_devices_match_one_device(tmp_path, uninterrupted):
-    code, result = _child(tmp_path / "eight", [*OVERRIDES, "train.num_steps=5", "train.checkpoint_every=5"], devices=8)
-    assert code == 0 and result["devices"] == 8, result
-    eight = _losses(result["train"])
-    np.testing.assert_allclose([eight[s] for s in range(1, 6)], [uninterrupted[s] for s in range(1, 6)], rtol=1e-5, atol=1e-5)
 
 
 def _free_port() -> int:
