@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from flax import nnx
 
+from colorjax.models.conv_transpose import ConvTranspose
+
 # PyTorch BatchNorm2d defaults (momentum 0.1 of the new batch = flax momentum 0.9; eps 1e-5), which
 # the reference implementations of ECCV16 and pix2pix use.
 BN_MOMENTUM = 0.9
@@ -62,9 +64,10 @@ def conv_transpose(
     init=HE_NORMAL,
     rngs: nnx.Rngs,
 ) -> nnx.ConvTranspose:
-    """``torch.nn.ConvTranspose2d(in, out, kernel, stride, padding)``: output ``stride`` x larger."""
+    """``torch.nn.ConvTranspose2d(in, out, kernel, stride, padding)``: output ``stride`` x larger
+    (nnx.ConvTranspose's parameters, computed as :mod:`colorjax.models.conv_transpose` says)."""
     lax_padding = kernel - 1 - padding  # padding of the dilated input that gives PyTorch's output
-    return nnx.ConvTranspose(
+    return ConvTranspose(
         in_channels,
         out_channels,
         (kernel, kernel),
