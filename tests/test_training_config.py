@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import jax
 import ml_collections
@@ -115,6 +116,16 @@ def test_cli_parses_config_overrides(tmp_path):
     assert isinstance(config, ml_collections.ConfigDict) and config.train.num_steps == 3
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config_file(str(tmp_path / "missing.py"))
+
+
+def test_config_file_argument_selects_the_tiny_scale():
+    """``FILE.py:ARG`` calls get_config(ARG): the row configs' tiny scale from the command line."""
+    row = str(Path(__file__).parents[1] / "experiments" / "zhang_classification.py")
+    full, tiny = load_config_file(row), load_config_file(row + ":tiny")
+    assert (full.data.spec, full.data.crop_size) == ("imagenet2012", 176)  # Zhang's released recipe
+    assert tiny.data.crop_size == 64 and tiny.data.spec.endswith("imagenet-samples")
+    with pytest.raises(ValueError, match="unknown scale|scale"):
+        load_config_file(row + ":huge")
 
 
 def test_cli_refuses_unknown_field_with_exit_code(tmp_path, capsys):

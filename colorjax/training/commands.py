@@ -19,23 +19,32 @@ OVERRIDE_PREFIX = "--config."
 
 
 def load_config_file(path: str) -> ml_collections.ConfigDict:
-    """``get_config()`` of the Python file ``path``, with a clear error when it has none."""
-    file = Path(path)
+    """``get_config()`` of the Python file ``path``, with a clear error when it has none.
+
+    ``FILE.py:ARG`` passes ARG to ``get_config`` (ml_collections' convention), e.g.
+    ``experiments/zhang_classification.py:tiny`` for a config's tiny scale.
+    """
+    name, separator, argument = path.partition(".py:")
+    file = Path(name + ".py" if separator else name)
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
+        raise FileNotFoundError(f"{file}: config file not found")
     spec = importlib.util.spec_from_file_location(f"colorjax_experiment_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"{path}: a config file must define get_config() returning a ConfigDict")
-    config = module.get_config()
+        raise ValueError(f"{file}: a config file must define get_config() returning a ConfigDict")
+    try:
+        config = module.get_config(argument) if argument else module.get_config()
+    except TypeError as error:
+        raise ValueError(f"{file}: get_config({argument!r}) failed: {error}") from error
     if not isinstance(config, ml_collections.ConfigDict):
-        raise ValueError(f"{path}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
+        raise ValueError(f"{file}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
     return config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="experiment file (Python, defines get_config())")
+    parser.add_argument("--config", required=True,
+                        help="experiment file (Python, defines get_config()); FILE.py:ARG calls get_config(ARG)")
     parser.add_argument("--workdir", required=True, help="directory for checkpoints, metrics.jsonl, TensorBoard, grids")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
     parser.epilog = "Override any config field with --config.FIELD=VALUE, e.g. --config.train.num_steps=500."
