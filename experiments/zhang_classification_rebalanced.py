@@ -17,22 +17,19 @@ raw, 58.1 rebalanced, PSNR 19.75 dB, colourfulness 17.1: the highest rebalanced 
 colourfulness of the trained rows and the lowest raw AuC, as in the paper, though the rebalanced-AuC
 margins (0.2 to 0.9) are within the bootstrap error (about 1 to 2 points paired;
 ``experiments/bootstrap_table.py``).
+Tiny scale from the command line: ``--config experiments/zhang_classification_rebalanced.py:tiny``.
 """
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make the row configs importable
 
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from zhang_classification import get_config as classification_config  # noqa: E402
 
 
 def get_config(scale: str = "full"):
-    config = default_config()
-    config.method = "classification"
-    config.model.backbone = "eccv16"
-    config.model.head = "classification"
+    """The plain classification row with the class rebalancing switched on: the only difference."""
+    config = classification_config(scale)
     config.prior.rebalance = True  # the paper's lambda = 0.5 mix with the uniform distribution
-    return apply_scale(config, scale)
+    return config
