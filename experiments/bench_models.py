@@ -5,10 +5,12 @@ against PyTorch eager, measured side by side in one process (not a test).
 
 For each model, crop size and batch size: the library's own jitted training step (the one
 ``colorjax train`` runs: uint8 RGB in, Lab conversion, gray mask, soft-encoding and rebalancing
-inside the step, state donated) and the same work in PyTorch (``bench_torch.py``), one warm-up step
-then ``--repeats`` timed steps each, median; inference (evaluation mode, L to ab at the output
+inside the step, state donated) and the same work in PyTorch (``bench_torch.py``), each framework in
+a fresh process per case (see :func:`in_subprocess`), one warm-up step then ``--repeats`` timed
+steps each, median; inference (evaluation mode, L to ab at the output
 resolution) likewise. Also: XLA compile time, the train step's FLOPs from XLA's cost analysis, model
-FLOP utilisation against the measured peak of a float32 matmul on the same device, the peak
+FLOP utilisation against the measured peak of a float32 matmul on the same device (the faster
+of JAX's and PyTorch's), the peak
 resident memory above the resident state during the timed steps (after ``malloc_trim``), for both,
 and the share of the JAX step that its fused preprocessing (Lab conversion, gray mask, and for the
 Q-bin head soft-encoding and rebalancing weights) would take alone.
@@ -24,8 +26,11 @@ import gc
 import math
 import os
 import platform
+import json
 import re
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -44,7 +49,7 @@ from colorjax.training import state as state_lib
 
 DEFAULT_GRID = "64x1,64x4,64x16,128x4,256x1"
 QUICK_GRID = "64x1,64x8,128x4"
-MATMUL_SIZE = 2048
+MATMUL_SIZE = 4096
 _LIBC = ctypes.CDLL("libc.so.6")
 
 
@@ -71,17 +76,18 @@ def measure(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), (_rss_kib("VmHWM") - baseline) / 1024
 
 
-def matmul_peak(repeats: int = 5) -> tuple[float, float]:
-    """Measured float32 matmul rate (FLOP/s) of JAX and of PyTorch on this device."""
+def matmul_peak(framework: str, repeats: int = 5) -> float:
+    """Measured float32 matmul rate (FLOP/s) of ``framework`` (jax or torch) on this device."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), np.float32) for _ in range(2))
-    flops = 2 * MATMUL_SIZE**3
-    ja, jb = jnp.asarray(a), jnp.asarray(b)
-    dot = jax.jit(jnp.dot)
-    jax_s, _ = measure(lambda: dot(ja, jb).block_until_ready(), repeats)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    torch_s, _ = measure(lambda: torch.mm(ta, tb), repeats)
-    return flops / jax_s, flops / torch_s
+    if framework == "jax":
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        dot = jax.jit(jnp.dot)
+        seconds, _ = measure(lambda: dot(ja, jb).block_until_ready(), repeats)
+    else:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        seconds, _ = measure(lambda: torch.mm(ta, tb), repeats)
+    return 2 * MATMUL_SIZE**3 / seconds
 
 
 def _compile(fn, *args):
@@ -146,9 +152,8 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
         model = nnx.merge(modules.eval, params, rest, copy=True)
         return model.predict_ab(L).astype(jnp.float32)
 
-    rng = np.random.default_rng(size * 100 + batch)
-    rgb = parallel.global_batch({"rgb": rng.integers(0, 256, (batch, size, size, 3), np.uint8)}, mesh)
-    L = jax.device_put(rng.uniform(0, 100, (batch, size, size, 1)).astype(np.float32), sharded)
+    rgb, L = _inputs(size, batch)
+    rgb, L = parallel.global_batch({"rgb": rgb}, mesh), jax.device_put(L, sharded)
     return train, state, jax.jit(infer), L, rgb, objective
 
 
@@ -171,20 +176,26 @@ def preprocessing(objective: steps.Objective):
 def torch_case(model: str, size: int, width: float):
     if model == "eccv16":
         centres = zhang_bins()
-        return bench_torch.ECCV16Classification(centres, _prior(centres).weights, width=width)
+        # Random positive rebalancing weights (numpy, so that this process runs no JAX computation).
+        weights = np.random.default_rng(0).gamma(2.0, 0.5, len(centres)).astype(np.float32)
+        return bench_torch.ECCV16Classification(centres, weights, width=width)
     return bench_torch.Pix2Pix(int(math.log2(size)), width=width)
 
 
-# ---- one case, both frameworks -------------------------------------------------------------------
+def _inputs(size: int, batch: int):
+    """The same uint8 RGB batch and L batch (NHWC numpy) for both frameworks."""
+    rng = np.random.default_rng(size * 100 + batch)
+    return rng.integers(0, 256, (batch, size, size, 3), np.uint8), rng.uniform(0, 100, (batch, size, size, 1)).astype(np.float32)
 
-def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak_flops: float,
-             compute_dtype: str = "float32") -> dict:
+
+# ---- one framework, one case: run in its own process ---------------------------------------------
+
+def jax_measure(model, size, batch, width, repeats, compute_dtype) -> dict:
     bf16 = compute_dtype == "bfloat16"
     train, state, infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
     prep = preprocessing(objective)
     train_c, train_compile = _compile(train, state, rgb)
     infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
-    flops = train_c.cost_analysis()["flops"]
     holder = {"state": state}
 
     def jax_train():
@@ -203,24 +214,60 @@ def run_case(model: str, size: int, batch: int, width: float, repeats: int, peak
     loss = float(jax.device_get(train_c(holder["state"], rgb)[1]["loss"]))
     if not math.isfinite(loss):
         raise RuntimeError(f"{model} {size}x{batch}: non-finite JAX loss {loss}")
-    xla_mib = _memory_mib(train_c)
-    del holder, state, train_c, infer_c
-    gc.collect()
+    return {"train_s": jt, "infer_s": ji, "prep_s": jp, "mem": jt_mem, "xla_mem": _memory_mib(train_c),
+            "compile_s": [train_compile, infer_compile], "flops": train_c.cost_analysis()["flops"]}
 
+
+def torch_measure(model, size, batch, width, repeats, compute_dtype) -> dict:
     ref = torch_case(model, size, width)
-    rgb_t = torch.from_numpy(np.array(rgb["rgb"]))
-    L_t = torch.from_numpy(np.array(L)).permute(0, 3, 1, 2).contiguous()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # bf16 convs, float32 weights
+    rgb, L = _inputs(size, batch)
+    rgb_t, L_t = torch.from_numpy(rgb), torch.from_numpy(L).permute(0, 3, 1, 2).contiguous()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=compute_dtype == "bfloat16"):
         tt, tt_mem = measure(lambda: ref.train_step(rgb_t), repeats)
         ti, _ = measure(lambda: ref.infer(L_t), repeats)
-    del ref
-    gc.collect()
+    return {"train_s": tt, "infer_s": ti, "mem": tt_mem}
+
+
+def peak_measure(framework: str) -> dict:
+    return {"flops_per_s": matmul_peak(framework)}
+
+
+def worker(args) -> None:
+    """One measurement in this fresh process, printed as one JSON line."""
+    torch.set_num_threads(os.cpu_count())  # XLA:CPU uses every core; PyTorch the same number
+    if args.worker.endswith("peak"):
+        result = peak_measure(args.worker.split("-")[0])
+    else:
+        model, size, batch = args.case.split(",")
+        fn = jax_measure if args.worker == "jax" else torch_measure
+        result = fn(model, int(size), int(batch), args.width, args.repeats, args.compute_dtype)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def in_subprocess(args, worker_kind: str, case: str = "") -> dict:
+    """Run one measurement in a fresh interpreter, so neither framework's thread pool sits beside
+    the other's. PyTorch's OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``): on these two
+    shared cores their default spinning made one ECCV16 forward at 64 px take 870 ms instead of 71."""
+    command = [sys.executable, __file__, "--worker", worker_kind, "--case", case, "--width", str(args.width),
+               "--repeats", str(args.repeats), "--compute-dtype", args.compute_dtype]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{worker_kind} {case} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def run_case(args, model: str, size: int, batch: int, peak_flops: float) -> dict:
+    case = f"{model},{size},{batch}"
+    j, t = in_subprocess(args, "jax", case), in_subprocess(args, "torch", case)
     return {
         "model": model, "size": size, "batch": batch,
-        "jax_train_ips": batch / jt, "torch_train_ips": batch / tt,
-        "jax_infer_ms": 1e3 * ji, "torch_infer_ms": 1e3 * ti,
-        "prep_share": jp / jt, "compile_s": (train_compile, infer_compile), "gflop": flops / 1e9, "mfu": flops / jt / peak_flops,
-        "jax_mem": jt_mem, "xla_mem": xla_mib, "torch_mem": tt_mem,
+        "jax_train_ips": batch / j["train_s"], "torch_train_ips": batch / t["train_s"],
+        "jax_infer_ms": 1e3 * j["infer_s"], "torch_infer_ms": 1e3 * t["infer_s"],
+        "prep_share": j["prep_s"] / j["train_s"], "compile_s": j["compile_s"], "gflop": j["flops"] / 1e9,
+        "mfu": j["flops"] / j["train_s"] / peak_flops, "jax_mem": j["mem"], "xla_mem": j["xla_mem"],
+        "torch_mem": t["mem"],
     }
 
 
@@ -248,26 +295,32 @@ def main() -> None:
     parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"),
                         help="bfloat16: JAX train.compute_dtype=bfloat16 against torch.autocast(bfloat16)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per figure (default 3)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--case", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(args)
     grid = args.grid or (QUICK_GRID if args.quick else DEFAULT_GRID)
-    repeats = args.repeats or (2 if args.quick else 3)
+    args.repeats = repeats = args.repeats or (2 if args.quick else 3)
     cases = [tuple(int(v) for v in item.split("x")) for item in grid.split(",")]
     threads = os.cpu_count()
-    torch.set_num_threads(threads)  # XLA:CPU uses every core; PyTorch the same number
     started = time.perf_counter()
-    jax_peak, torch_peak = matmul_peak()
+    jax_peak = in_subprocess(args, "jax-peak")["flops_per_s"]
+    torch_peak = in_subprocess(args, "torch-peak")["flops_per_s"]
     print(f"device: {jax.devices()[0].device_kind} ({platform.machine()}, {threads} cores), jax {jax.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
+          f"torch {torch.__version__} ({threads} threads, OMP_WAIT_POLICY=PASSIVE), each framework in its own "
+          f"process, load average at start "
           f"{os.getloadavg()[0]:.1f}")
+    peak = max(jax_peak, torch_peak)
     print(f"float32 matmul {MATMUL_SIZE}^3: JAX {jax_peak / 1e9:.0f} GFLOP/s, PyTorch {torch_peak / 1e9:.0f} "
-          f"GFLOP/s (MFU = train step FLOPs / step time / the JAX figure)")
+          f"GFLOP/s (MFU = JAX train step FLOPs / step time / the larger of the two)")
     print(f"compute {args.compute_dtype}, width {args.width}, {repeats} timed steps per figure (median), "
           f"ratios > 1: JAX faster\n", flush=True)
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     for model in args.models.split(","):
         for size, batch in cases:
-            result = run_case(model, size, batch, args.width, repeats, jax_peak, args.compute_dtype)
+            result = run_case(args, model, size, batch, peak)
             print(row(result), flush=True)
     print(f"\nwall time {time.perf_counter() - started:.0f} s, load average at end {os.getloadavg()[0]:.1f}")
 
