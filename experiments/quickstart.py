@@ -4,18 +4,18 @@
 
 No data or weights are needed: the embedded default is the colour photos that scikit-image and
 scikit-learn ship (6 to train on; chelsea and coffee held out). On a 2-core CPU the whole script
-(training, colorizing, evaluating) takes under 5 minutes. It writes
+(training, colorizing, evaluating) takes about a minute (under 5 minutes on a loaded machine). It writes
 
 - ``WORKDIR/checkpoints/``: the trained model (``colorjax colorize --checkpoint WORKDIR ...`` uses it);
 - ``WORKDIR/colorized/``: the held-out photos colorized at their full resolution;
 - ``WORKDIR/evaluation.{json,md}`` and ``evaluation_grid.png`` (gray | prediction | truth), and the
   same for the gray baseline (``gray.*``) to compare against.
 
-What to expect from five minutes on six photos (measured: README "Quick start"): the model learns
+What to expect from a minute on six photos (measured: README "Quick start"): the model learns
 the training photos' overall colour statistics, not objects; it cannot know from six unrelated
 photos that a cat is grey-brown or that coffee is dark brown, so the held-out photos come out in
-plausible but wrong tints (a bluish cat, a greenish cup). Only its colourfulness beats the gray
-image; its AuC and PSNR are slightly below gray. Real colorization needs ImageNet-scale training
+plausible but wrong tints (a bluish cat, a bluish cup). Only its colourfulness beats the gray
+image; its AuC and PSNR are below gray's. Real colorization needs ImageNet-scale training
 (``experiments/zhang_*.py`` at full scale).
 """
 
