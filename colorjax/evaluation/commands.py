@@ -14,6 +14,7 @@ import time
 
 from colorjax.evaluation.baselines import BASELINES
 from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE
+from colorjax.inference.commands import inference_options_are_valid
 
 DEFAULT_BATCH = 16
 # Images counted for a prior when none is given: a whole small dataset, a fixed sample of ImageNet.
@@ -38,8 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.size <= 0 or args.batch_size <= 0 or args.temperature < 0:
-        print("evaluate: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+    if not inference_options_are_valid(args, "evaluate"):
         return 2
     try:
         record = evaluate_to_file(

@@ -8,6 +8,14 @@ import sys
 from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE, OUTPUT_FORMATS
 
 
+def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
+    """Check --size, --batch-size and --temperature (shared with ``colorjax evaluate``); say why not."""
+    if args.size <= 0 or args.batch_size <= 0 or args.temperature < 0:
+        print(f"{command}: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+        return False
+    return True
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
     parser.add_argument("--checkpoint", required=True, help="a saved model or a training workdir")
@@ -25,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Colorize every input; exit 1 when any input failed (each failure is printed with its reason)."""
-    if args.size <= 0 or args.batch_size <= 0 or args.temperature < 0:
-        print("colorize: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+    if not inference_options_are_valid(args, "colorize"):
         return 2
     from colorjax.checkpointing import load_model
     from colorjax.inference.colorize import check_size, checkpoint_directory, colorize_files, find_images
