@@ -42,6 +42,7 @@ from flax import nnx
 
 import bench_torch
 from colorjax.bins import soft_encode, zhang_bins
+from colorjax.models import winograd
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
 from colorjax.training import losses, optim, parallel, precision, setup, steps
@@ -190,12 +191,13 @@ def _inputs(size: int, batch: int):
 
 # ---- one framework, one case: run in its own process ---------------------------------------------
 
-def jax_measure(model, size, batch, width, repeats, compute_dtype) -> dict:
+def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm="auto") -> dict:
     bf16 = compute_dtype == "bfloat16"
     train, state, infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
     prep = preprocessing(objective)
-    train_c, train_compile = _compile(train, state, rgb)
-    infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
+    with winograd.conv_algorithm(conv_algorithm):  # the layers choose their algorithm when traced
+        train_c, train_compile = _compile(train, state, rgb)
+        infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
     holder = {"state": state}
 
     def jax_train():
@@ -218,7 +220,7 @@ def jax_measure(model, size, batch, width, repeats, compute_dtype) -> dict:
             "compile_s": [train_compile, infer_compile], "flops": train_c.cost_analysis()["flops"]}
 
 
-def torch_measure(model, size, batch, width, repeats, compute_dtype) -> dict:
+def torch_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm=None) -> dict:
     ref = torch_case(model, size, width)
     rgb, L = _inputs(size, batch)
     rgb_t, L_t = torch.from_numpy(rgb), torch.from_numpy(L).permute(0, 3, 1, 2).contiguous()
@@ -240,17 +242,31 @@ def worker(args) -> None:
     else:
         model, size, batch = args.case.split(",")
         fn = jax_measure if args.worker == "jax" else torch_measure
-        result = fn(model, int(size), int(batch), args.width, args.repeats, args.compute_dtype)
+        result = fn(model, int(size), int(batch), args.width, args.repeats, args.compute_dtype, args.conv_algorithm)
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def in_subprocess(args, worker_kind: str, case: str = "") -> dict:
-    """Run one measurement in a fresh interpreter, so neither framework's thread pool sits beside
-    the other's. PyTorch's OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``): on these two
-    shared cores their default spinning made one ECCV16 forward at 64 px take 870 ms instead of 71."""
-    command = [sys.executable, __file__, "--worker", worker_kind, "--case", case, "--width", str(args.width),
-               "--repeats", str(args.repeats), "--compute-dtype", args.compute_dtype]
+def worker_environment(args) -> dict:
+    """The environment of both frameworks' processes. PyTorch's OpenMP threads wait passively
+    (``OMP_WAIT_POLICY=PASSIVE``): on these two shared cores their default spinning made one ECCV16
+    forward at 64 px take 870 ms instead of 71. With ``--hugepages`` (the default) glibc's malloc
+    backs its large blocks with transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``,
+    glibc >= 2.35, THP in ``madvise`` or ``always`` mode): XLA:CPU allocates its temporaries afresh
+    each step, and first-touch page faults on 4 KiB pages (~95,000 per ECCV16 step at 64 px x 16)
+    cost both frameworks time."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    if args.hugepages:
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
+    return env
+
+
+def in_subprocess(args, worker_kind: str, case: str = "") -> dict:
+    """Run one measurement in a fresh interpreter (environment: :func:`worker_environment`), so
+    neither framework's thread pool sits beside the other's."""
+    command = [sys.executable, __file__, "--worker", worker_kind, "--case", case, "--width", str(args.width),
+               "--repeats", str(args.repeats), "--compute-dtype", args.compute_dtype,
+               "--conv-algorithm", args.conv_algorithm]
+    env = worker_environment(args)
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -295,6 +311,10 @@ def main() -> None:
     parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"),
                         help="bfloat16: JAX train.compute_dtype=bfloat16 against torch.autocast(bfloat16)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per figure (default 3)")
+    parser.add_argument("--conv-algorithm", default="auto", choices=winograd.ALGORITHMS,
+                        help="JAX's 3 x 3 layers: auto (Winograd F(2x2,3x3) for float32 on CPU), direct, winograd")
+    parser.add_argument("--hugepages", action=argparse.BooleanOptionalAction, default=True,
+                        help="both frameworks with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (see worker_environment)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--case", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -314,8 +334,9 @@ def main() -> None:
     peak = max(jax_peak, torch_peak)
     print(f"float32 matmul {MATMUL_SIZE}^3: JAX {jax_peak / 1e9:.0f} GFLOP/s, PyTorch {torch_peak / 1e9:.0f} "
           f"GFLOP/s (MFU = JAX train step FLOPs / step time / the larger of the two)")
-    print(f"compute {args.compute_dtype}, width {args.width}, {repeats} timed steps per figure (median), "
-          f"ratios > 1: JAX faster\n", flush=True)
+    print(f"compute {args.compute_dtype}, width {args.width}, JAX 3x3 convolutions: {args.conv_algorithm}, "
+          f"malloc huge pages: {'on' if args.hugepages else 'off'} (both frameworks), {repeats} timed steps "
+          f"per figure (median), ratios > 1: JAX faster\n", flush=True)
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     for model in args.models.split(","):

@@ -15,6 +15,7 @@ from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.vgg16 import convert_vgg16
 from colorjax.decode import annealed_mean
+from colorjax.models import winograd
 from colorjax.models.vgg16 import load_vgg16
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -32,11 +33,13 @@ def vgg16_reference():
     return np.load(os.path.join(FIXTURES, "vgg16_w8_outputs.npz"))
 
 
-def test_eccv16_logits_and_release_decoding_match_pytorch(eccv16_reference):
+@pytest.mark.parametrize("algorithm", ["auto", "winograd"])  # auto: direct at this width; Winograd forced
+def test_eccv16_logits_and_release_decoding_match_pytorch(eccv16_reference, algorithm):
     model, config, report = convert_eccv16(load_pth(ECCV16_PTH), ECCV16_PTH)
     assert config == {"backbone": "eccv16", "head": "classification", "width": 1 / 16, "bn_affine": True,
                       "release_projection": True}
-    logits = model(jnp.asarray(eccv16_reference["L"]))
+    with winograd.conv_algorithm(algorithm):
+        logits = model(jnp.asarray(eccv16_reference["L"]))
     assert np.abs(logits - eccv16_reference["logits"]).max() < PARITY
     assert np.abs(model.head.release_ab(logits) - eccv16_reference["ab_release"]).max() < PARITY
     np.testing.assert_array_equal(model.head.centres[...], zhang_bins())

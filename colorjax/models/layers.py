@@ -8,8 +8,10 @@ what ``torch.nn.ConvTranspose2d`` computes with the kernel ``weight.transpose(2,
 
 from __future__ import annotations
 
+import jax
 from flax import nnx
 
+from colorjax.models import winograd
 from colorjax.models.conv_transpose import ConvTranspose
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 of the new batch = flax momentum 0.9; eps 1e-5), which
@@ -27,6 +29,38 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+class Conv(nnx.Conv):
+    """``nnx.Conv`` (same parameters, same outputs up to float rounding) whose stride-1 3 x 3
+    layers run by Winograd's F(2 x 2, 3 x 3) where :func:`winograd.use_winograd` says so."""
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        padding = winograd_padding(self)
+        if padding is None or inputs.ndim != 4:
+            return super().__call__(inputs)
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
+        if not winograd.use_winograd(inputs.dtype, self.in_features, self.out_features):
+            return super().__call__(inputs)
+        y = winograd.conv3x3(inputs, kernel, padding, self.kernel_dilation[0])
+        return y if bias is None else y + bias
+
+
+def winograd_padding(layer: nnx.Conv) -> int | None:
+    """The symmetric padding of a layer :func:`winograd.conv3x3` computes, else None: a 3 x 3
+    kernel, stride 1, equal dilation and padding on both axes, no groups, no mask."""
+    if layer.kernel_size != (3, 3) or layer.strides not in (1, (1, 1)) or layer.mask is not None:
+        return None
+    if layer.input_dilation not in (1, (1, 1)) or layer.feature_group_count != 1:
+        return None
+    dilation = layer.kernel_dilation
+    if not (isinstance(dilation, tuple) and len(set(dilation)) == 1) or isinstance(layer.padding, str):
+        return None
+    (top, bottom), (left, right) = layer.padding
+    if not top == bottom == left == right or not 0 <= top <= 2 * dilation[0]:
+        return None
+    return top
+
+
 def conv(
     in_channels: int,
     out_channels: int,
@@ -38,15 +72,15 @@ def conv(
     bias: bool = True,
     init=HE_NORMAL,
     rngs: nnx.Rngs,
-) -> nnx.Conv:
-    """A 2-D convolution with symmetric zero padding ``padding`` on every side."""
-    return nnx.Conv(
+) -> Conv:
+    """A 2-D convolution with symmetric zero padding ``padding`` on every side (:class:`Conv`)."""
+    return Conv(
         in_channels,
         out_channels,
         (kernel, kernel),
         strides=stride,
         padding=((padding, padding), (padding, padding)),
-        kernel_dilation=dilation,
+        kernel_dilation=(dilation, dilation),
         use_bias=bias,
         kernel_init=init,
         rngs=rngs,

@@ -21,6 +21,7 @@ import numpy as np
 
 from colorjax import checkpointing, metrics
 from colorjax.data import make_loader
+from colorjax.models import winograd
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
 from colorjax.training import optim, parallel, priors, setup, steps
@@ -151,6 +152,11 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     Returns a summary: steps, wall time, the last training loss, every validation record and the
     best checkpoint's step.
     """
+    with winograd.conv_algorithm(config.train.get("conv_algorithm", "auto")):
+        return _train(config, workdir, resume=resume)
+
+
+def _train(config: ml_collections.ConfigDict, workdir, *, resume: bool) -> dict:
     parallel.initialize_distributed()
     config = ml_collections.ConfigDict(config.to_dict())
     config_lib.validate(config, jax.device_count(), jax.process_count())
