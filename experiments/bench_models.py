@@ -1,21 +1,23 @@
 """Training throughput and inference latency of ECCV16 (Q-bin head) and pix2pix, colorjax (JAX)
-against PyTorch eager, measured side by side in one process (not a test).
+against PyTorch eager, measured side by side in one run (not a test).
 
     /work/venv/bin/python experiments/bench_models.py [--quick] [--grid 64x1,64x4,...] [--repeats 3]
+        [--conv-algorithm auto|direct|winograd] [--no-hugepages] [--compute-dtype bfloat16]
 
 For each model, crop size and batch size: the library's own jitted training step (the one
 ``colorjax train`` runs: uint8 RGB in, Lab conversion, gray mask, soft-encoding and rebalancing
 inside the step, state donated) and the same work in PyTorch (``bench_torch.py``), each framework in
 a fresh process per case (see :func:`in_subprocess`), one warm-up step then ``--repeats`` timed
-steps each, median; inference (evaluation mode, L to ab at the output
-resolution) likewise. Also: XLA compile time, the train step's FLOPs from XLA's cost analysis, model
-FLOP utilisation against the measured peak of a float32 matmul on the same device (the faster
-of JAX's and PyTorch's), the peak
-resident memory above the resident state during the timed steps (after ``malloc_trim``), for both,
-and the share of the JAX step that its fused preprocessing (Lab conversion, gray mask, and for the
-Q-bin head soft-encoding and rebalancing weights) would take alone.
-Every steady-state JAX step runs under ``jax.transfer_guard("disallow")``: a hidden host transfer
-inside the step fails the run. Ratios are JAX / PyTorch (> 1: JAX faster).
+steps each, median; inference (evaluation mode, L to ab at the output resolution) likewise.
+
+Also: XLA compile time; the train step's model FLOPs from XLA's cost analysis of the step with
+direct convolutions (Winograd layers do fewer multiplications for the same model, so MFU counts the
+model's); model FLOP utilisation against the measured peak of a float32 matmul on the same device
+(the faster of JAX's and PyTorch's); the peak resident memory above the resident state during the
+timed steps (after ``malloc_trim``), for both; and the share of the JAX step that its fused
+preprocessing (Lab conversion, gray mask, and for the Q-bin head soft-encoding and rebalancing
+weights) would take alone. Every steady-state JAX step runs under ``jax.transfer_guard("disallow")``:
+a hidden host transfer inside the step fails the run. Ratios are JAX / PyTorch (> 1: JAX faster).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from flax import nnx
 
 import bench_torch
 from colorjax.bins import soft_encode, zhang_bins
-from colorjax.models import winograd
+from colorjax.models import layers, winograd
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
 from colorjax.training import losses, optim, parallel, precision, setup, steps
@@ -127,7 +129,9 @@ def model_config(model: str, size: int, width: float, compute_dtype: str | None 
 
 
 def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str | None = None):
-    """``(train step, initial state, inference fn, its state, rgb batch, L batch)`` for one case."""
+    """``(train step, initial state, inference-model maker, L batch, rgb batch, objective)`` for one
+    case; ``make_infer(state)`` gives ``(jitted fn, its model state)``, the model prepared as
+    ``colorjax colorize`` prepares it (:func:`colorjax.models.layers.for_inference`)."""
     config = model_config(model, size, width, compute_dtype)
     mesh = parallel.data_mesh()
     centres = zhang_bins() if model == "eccv16" else None
@@ -147,15 +151,22 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
 
-    def infer(params, rest, L):
+    def make_infer(state):
+        params, rest = state["params"], state["rest"]
         if compute_dtype == "bfloat16":
-            params, L = precision.cast_floating((params, L), jnp.bfloat16)
-        model = nnx.merge(modules.eval, params, rest, copy=True)
-        return model.predict_ab(L).astype(jnp.float32)
+            params = precision.cast_floating(params, jnp.bfloat16)
+        graphdef, model_state = nnx.split(layers.for_inference(nnx.merge(modules.eval, params, rest, copy=True)))
+
+        def infer(model_state, L):
+            if compute_dtype == "bfloat16":
+                L = L.astype(jnp.bfloat16)
+            return nnx.merge(graphdef, model_state).predict_ab(L).astype(jnp.float32)
+
+        return jax.jit(infer), model_state
 
     rgb, L = _inputs(size, batch)
     rgb, L = parallel.global_batch({"rgb": rgb}, mesh), jax.device_put(L, sharded)
-    return train, state, jax.jit(infer), L, rgb, objective
+    return train, state, make_infer, L, rgb, objective
 
 
 def preprocessing(objective: steps.Objective):
@@ -193,11 +204,16 @@ def _inputs(size: int, batch: int):
 
 def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm="auto") -> dict:
     bf16 = compute_dtype == "bfloat16"
-    train, state, infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
+    train, state, make_infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
     prep = preprocessing(objective)
     with winograd.conv_algorithm(conv_algorithm):  # the layers choose their algorithm when traced
         train_c, train_compile = _compile(train, state, rgb)
-        infer_c, infer_compile = _compile(infer, state["params"], state["rest"], L)
+        infer, infer_state = make_infer(state)
+        infer_c, infer_compile = _compile(infer, infer_state, L)
+    # The model's FLOPs: XLA's count for the step with every convolution direct (Winograd does
+    # fewer multiplications for the same model; MFU counts the model's).
+    with winograd.conv_algorithm("direct"):
+        model_flops = train.lower(state, rgb).cost_analysis()["flops"]
     holder = {"state": state}
 
     def jax_train():
@@ -207,7 +223,7 @@ def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorith
 
     def jax_infer():
         with jax.transfer_guard("disallow"):
-            ab = infer_c(holder["state"]["params"], holder["state"]["rest"], L)
+            ab = infer_c(infer_state, L)
         ab.block_until_ready()
 
     jt, jt_mem = measure(jax_train, repeats)
@@ -217,7 +233,7 @@ def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorith
     if not math.isfinite(loss):
         raise RuntimeError(f"{model} {size}x{batch}: non-finite JAX loss {loss}")
     return {"train_s": jt, "infer_s": ji, "prep_s": jp, "mem": jt_mem, "xla_mem": _memory_mib(train_c),
-            "compile_s": [train_compile, infer_compile], "flops": train_c.cost_analysis()["flops"]}
+            "compile_s": [train_compile, infer_compile], "flops": model_flops}
 
 
 def torch_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm=None) -> dict:

@@ -94,3 +94,19 @@ def test_the_layer_chooses_winograd_for_wide_float32_stride_one_3x3_on_cpu():
     np.testing.assert_allclose(dilated(x), direct, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(direct, _numpy_conv(x, dilated.kernel[...], 2, 2) + np.asarray(dilated.bias[...]),
                                rtol=1e-5, atol=1e-4)
+
+
+def test_for_inference_transforms_kernels_once_in_a_copy():
+    layer = layers.conv(128, 256, 3, padding=1, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (1, 6, 6, 128))
+    expected = layer(x)
+    prepared = layers.for_inference(layer)
+    assert layer.winograd_kernel is None and not layer.deterministic  # the original is untouched
+    assert isinstance(prepared.winograd_kernel, layers.WinogradKernel) and prepared.deterministic
+    np.testing.assert_allclose(winograd.transformed_kernel(layer.kernel[...]), prepared.winograd_kernel[...])
+    assert "dot_general" in _primitives(prepared, x) and "conv_general_dilated" not in _primitives(prepared, x)
+    np.testing.assert_allclose(prepared(x), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(jax.jit(lambda m, x: m(x))(prepared, x), expected, rtol=1e-5, atol=1e-4)
+    prepared.train()  # training mode reads the kernel itself, never the transformed copy
+    prepared.kernel[...] = 2 * prepared.kernel[...]
+    np.testing.assert_allclose(prepared(x), 2 * (expected - layer.bias[...]) + layer.bias[...], rtol=1e-5, atol=2e-4)

@@ -20,6 +20,7 @@ from flax import nnx
 
 from colorjax import color
 from colorjax.inference.colorize import predict_ab_covering
+from colorjax.models.layers import for_inference
 
 Predictor = Callable[[jnp.ndarray], jnp.ndarray]
 GRID_IMAGES = 8  # images shown in an evaluation's grid (rows of gray | prediction | truth)
@@ -44,6 +45,7 @@ def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
     The temperature is a traced argument: one compiled function serves every T of a sweep.
     """
     t = jnp.float32(temperature)
+    model = for_inference(model)  # evaluation mode, Winograd kernels transformed once
     return lambda lab: _predict_full_size(model, lab, t)
 
 

@@ -27,6 +27,7 @@ from PIL import Image
 
 from colorjax import color
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.models.layers import for_inference
 from colorjax.models.model import INFERENCE_SIZE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -192,6 +193,12 @@ def colorize_arrays(
     batch_size: int = 8,
 ) -> list[np.ndarray]:
     """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size."""
+    return _colorize_arrays(for_inference(model), images, size, temperature, batch_size)
+
+
+def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+    """:func:`colorize_arrays` with a model from :func:`for_inference` (evaluation mode, Winograd
+    kernels transformed once)."""
     out: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
         out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size))
@@ -240,6 +247,7 @@ def colorize_files(
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     suffix = OUTPUT_FORMATS[fmt][1]
     check_size(model, size)
+    model = for_inference(model)
     todo = find_images(inputs)
     summary = ColorizeSummary()
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
@@ -255,7 +263,7 @@ def colorize_files(
                     on_error(path, str(error))
                 bar.update(1)
         if loaded:
-            colorized = colorize_arrays(model, loaded, size=size, temperature=temperature, batch_size=batch_size)
+            colorized = _colorize_arrays(model, loaded, size, temperature, batch_size)
             for rgb, name in zip(colorized, names):
                 target = Path(out_dir) / name.with_name(name.name + suffix)
                 save_image(rgb, target, fmt)

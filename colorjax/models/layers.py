@@ -29,9 +29,19 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+class WinogradKernel(nnx.Variable):
+    """A layer's Winograd-transformed kernel ``G w G^T``, computed once for inference."""
+
+
 class Conv(nnx.Conv):
     """``nnx.Conv`` (same parameters, same outputs up to float rounding) whose stride-1 3 x 3
-    layers run by Winograd's F(2 x 2, 3 x 3) where :func:`winograd.use_winograd` says so."""
+    layers run by Winograd's F(2 x 2, 3 x 3) where :func:`winograd.use_winograd` says so. In
+    evaluation mode a kernel transformed beforehand (:func:`for_inference`) is used if present."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deterministic = False  # Module.eval() sets it
+        self.winograd_kernel: WinogradKernel | None = nnx.data(None)
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
         padding = winograd_padding(self)
@@ -41,8 +51,26 @@ class Conv(nnx.Conv):
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
         if not winograd.use_winograd(inputs.dtype, self.in_features, self.out_features):
             return super().__call__(inputs)
-        y = winograd.conv3x3(inputs, kernel, padding, self.kernel_dilation[0])
+        if self.deterministic and self.winograd_kernel is not None:
+            u = self.winograd_kernel[...].astype(inputs.dtype)
+            y = winograd.conv3x3_transformed(inputs, u, padding, self.kernel_dilation[0])
+        else:
+            y = winograd.conv3x3(inputs, kernel, padding, self.kernel_dilation[0])
         return y if bias is None else y + bias
+
+
+def for_inference(model: nnx.Module) -> nnx.Module:
+    """A copy of ``model`` in evaluation mode whose Winograd layers (as chosen now) hold their
+    transformed kernels, so that inference does not transform them on every call. The copy shares
+    the arrays; ``model`` itself is left as it is (train it, then call this again)."""
+    model = nnx.clone(model)
+    model.eval()
+    for _, layer in nnx.iter_modules(model):
+        if isinstance(layer, Conv) and winograd_padding(layer) is not None:
+            kernel = layer.kernel[...]
+            if winograd.use_winograd(kernel.dtype, layer.in_features, layer.out_features):
+                layer.winograd_kernel = WinogradKernel(winograd.transformed_kernel(kernel))
+    return model
 
 
 def winograd_padding(layer: nnx.Conv) -> int | None:

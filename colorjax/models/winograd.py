@@ -80,7 +80,7 @@ def _transformed_input(x: jax.Array, padding: int, dilation: int, order=(0, 1, 2
     return v.reshape(16, -1, c), (n, ho, wo, th, tw)
 
 
-def _transformed_kernel(w: jax.Array) -> jax.Array:
+def transformed_kernel(w: jax.Array) -> jax.Array:
     """``G w G^T``: ``(3, 3, C_in, C_out)`` -> ``(16, C_in, C_out)``, one matrix product."""
     u = jnp.dot(jnp.asarray(_KERNEL_TRANSFORM, w.dtype), w.reshape(9, -1))
     return u.reshape(16, *w.shape[2:])
@@ -120,7 +120,7 @@ def conv3x3(x: jax.Array, w: jax.Array, padding: int = 1, dilation: int = 1) -> 
         raise ValueError(f"conv3x3 needs a (3, 3, {x.shape[-1]}, C_out) kernel, got {w.shape}")
     if not 0 <= padding <= 2 * dilation:
         raise ValueError(f"conv3x3 needs 0 <= padding <= 2 x dilation, got {padding}, {dilation}")
-    return _forward(x, _transformed_kernel(w), padding, dilation)
+    return _forward(x, transformed_kernel(w), padding, dilation)
 
 
 def _conv3x3_fwd(x, w, padding, dilation):
@@ -131,7 +131,7 @@ def _conv3x3_bwd(padding, dilation, residuals, grad):
     x, w = residuals
     # The input gradient: the output gradient convolved with the kernel flipped in space, its
     # channels swapped (padding 2 d - p gives back the input's size).
-    grad_x = _forward(grad, _transformed_kernel(w), 2 * dilation - padding, dilation, flipped=True)
+    grad_x = _forward(grad, transformed_kernel(w), 2 * dilation - padding, dilation, flipped=True)
     # The kernel gradient in the transformed domain: dU = V^T dM, then dw = G^T dU G.
     v, (n, ho, wo, th, tw) = _transformed_input(x, padding, dilation)
     g = jnp.pad(grad, ((0, 0), (0, th * 2 * dilation - ho), (0, tw * 2 * dilation - wo), (0, 0)))
@@ -141,6 +141,13 @@ def _conv3x3_bwd(padding, dilation, residuals, grad):
 
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+def conv3x3_transformed(x: jax.Array, u: jax.Array, padding: int = 1, dilation: int = 1) -> jax.Array:
+    """:func:`conv3x3` with the kernel given transformed (:func:`transformed_kernel`), for inference."""
+    if u.shape[0] != 16 or x.shape[-1] != u.shape[1] or not 0 <= padding <= 2 * dilation:
+        raise ValueError(f"conv3x3_transformed: kernel {u.shape}, input {x.shape}, padding {padding}, dilation {dilation}")
+    return _forward(x, u, padding, dilation)
 
 
 # ---- which algorithm a 3 x 3 convolution layer uses ----------------------------------------------
