@@ -157,11 +157,42 @@ def test_prepared_tfds_dataset_with_a_corrupt_record(tmp_path, caplog):
 def test_worker_processes_give_the_same_batches():
     common = dict(crop_size=24, batch_size=3, train=True, seed=3)
     in_process = batches(make_loader("embedded", "train", **common), 4)
-    iterator = iter(make_loader("embedded", "train", worker_count=1, **common))
+    iterator = iter(make_loader("embedded", "train", worker_count=1, cache_mb=16, **common))  # the cache pickles
     with_worker = batches(None, 4, iterator)
     iterator.close()
     for a, b in zip(in_process, with_worker):
         np.testing.assert_array_equal(a, b)
+
+
+def test_decoded_image_cache_gives_the_same_batches_and_skips_decoding(tmp_path, monkeypatch):
+    root = tmp_path / "jpegs"
+    root.mkdir()
+    for i in range(7):  # JPEGs, so the decoder's reduced DCT scale is used and cached
+        Image.fromarray(colourful(60, 80, 50 + i)).save(root / f"{i}.jpg", quality=90)
+    common = dict(crop_size=16, batch_size=4, train=True, seed=5, data_dir=tmp_path / "d", split_ratios=(1, 0, 0))
+    plain_iterator = iter(make_loader(os.fspath(root), "train", **common))
+    plain = batches(None, 12, plain_iterator)  # about seven epochs of 7 records
+    from colorjax.data import transforms
+
+    decodes = []
+    decode = transforms.CropImage._decode
+    monkeypatch.setattr(transforms.CropImage, "_decode", lambda self, image, name: decodes.append(name) or decode(self, image, name))
+    cached_loader = make_loader(os.fspath(root), "train", cache_mb=64, **common)
+    iterator = iter(cached_loader)
+    cached = batches(None, 6, iterator)
+    assert len(set(decodes)) == 7 and len(cached_loader) == 7
+    decodes.clear()  # by now every image is in the cache (early on, reader threads race to decode)
+    cached += batches(None, 6, iterator)
+    assert decodes == []
+    for a, b in zip(plain, cached, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert iterator.counters == plain_iterator.counters and iterator.counters["epoch"] >= 6
+    small = transforms.DecodedImageCache(max_bytes=3 * 40 * 30 * 3)  # room for 3 images at half scale
+    for index in range(5):
+        small.put(index, np.zeros((30, 40, 3), np.uint8))
+    assert len(small) == 3 and small.nbytes == 3 * 40 * 30 * 3 and small.get(4) is None
+    with pytest.raises(ValueError, match="cache_mb"):
+        make_loader(os.fspath(root), "train", cache_mb=-1, **common)
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path):

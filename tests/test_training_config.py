@@ -54,6 +54,9 @@ def test_bad_configs_are_refused_before_building():
     config = config_lib.get_config()
     config.loss.perceptual_weight = 1.0
     _refused(config, "colorjax convert vgg16")
+    config = config_lib.get_config()
+    config.data.cache_mb = -1.0
+    _refused(config, "data.cache_mb = -1.0 must be >= 0")
 
 
 def test_head_that_does_not_fit_is_refused_without_compiling():

@@ -20,7 +20,7 @@ import grain
 import numpy as np
 
 from colorjax.data.sources import open_source
-from colorjax.data.transforms import BAD, GRAY, OK, CropImage, TagRecord
+from colorjax.data.transforms import BAD, GRAY, OK, CropImage, DecodedImageCache, TagRecord
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def make_loader(
     resize_size: int | None = None,
     image_key: str = "image",
     split_ratios: tuple[float, float, float] | None = None,
+    cache_mb: float = 0,
 ) -> Loader:
     """Batches ``{"rgb": uint8 [B, crop_size, crop_size, 3]}`` from a dataset spec.
 
@@ -128,20 +129,25 @@ def make_loader(
     flips half the images and drops an incomplete last batch; evaluation keeps the order,
     centre-crops and yields the last batch even if it is short.  ``drop_gray`` drops images
     without chroma (``transforms.has_chroma``).  ``worker_count`` > 0 decodes in that many worker
-    processes.  Every argument is checked before any data is read.
+    processes.  ``cache_mb`` > 0 keeps up to that many MB of decoded images per process
+    (``transforms.DecodedImageCache``), so that later epochs skip decoding.  Every argument is
+    checked before any data is read.
     """
     resize_size = crop_size if resize_size is None else resize_size
     _check_arguments(crop_size, batch_size, resize_size, shard_index, shard_count, worker_count, num_epochs, seed)
+    if not cache_mb >= 0:
+        raise ValueError(f"cache_mb must be >= 0, got {cache_mb}")
     source = open_source(spec, split, data_dir=data_dir, image_key=image_key, split_ratios=split_ratios)
     dataset = grain.MapDataset.source(source.records)[shard_index::shard_count]
     epoch_length = len(dataset)
     if epoch_length == 0:
         raise ValueError(f"{source.description}: shard {shard_index} of {shard_count} has no images")
-    dataset = dataset.map_with_index(TagRecord(source.description, source.image_key))
+    dataset = dataset.map_with_index(TagRecord(source.description, source.image_key, epoch_length))
     if train:
         dataset = dataset.shuffle(seed=seed)
     dataset = dataset.repeat(num_epochs if num_epochs is not None else (None if train else 1))
-    dataset = dataset.random_map(CropImage(crop_size, resize_size, train, drop_gray), seed=seed)
+    cache = DecodedImageCache(cache_mb * 2**20) if cache_mb > 0 else None
+    dataset = dataset.random_map(CropImage(crop_size, resize_size, train, drop_gray, cache), seed=seed)
     read_options = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=max(64, 2 * batch_size))
     stream = dataset.to_iter_dataset(read_options)
     if worker_count > 0:

@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, seed 000: 16)
     c.data.eval_batch_size = 16  # global batch for validation
     c.data.worker_count = 0  # grain worker processes per host (0: in the main process)
+    c.data.cache_mb = 1024.0  # decoded training images kept per process, MB (0: decode every epoch)
     c.data.drop_gray = True  # skip gray images (Zhang's non-gray rule) in training
 
     c.model = ml_collections.ConfigDict()
@@ -212,6 +213,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
                 f"config data.{name} = {size} must be a positive multiple of the device count "
                 f"({device_count}) and of the process count ({process_count})"
             )
+    if not config.data.cache_mb >= 0:
+        raise ValueError(f"config data.cache_mb = {config.data.cache_mb} must be >= 0 (0: no cache)")
     if config.loss.perceptual_weight > 0 and not (config.loss.vgg_checkpoint and os.path.isdir(config.loss.vgg_checkpoint)):
         raise ValueError(
             f"config loss.perceptual_weight > 0 needs loss.vgg_checkpoint, a directory of converted VGG16 "

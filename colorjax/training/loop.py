@@ -46,6 +46,7 @@ def _loader(config, split: str, *, train: bool, batch_size: int, num_epochs=None
         train=train, seed=config.seed, data_dir=config.data.data_dir, shard_index=jax.process_index(),
         shard_count=jax.process_count(), worker_count=config.data.worker_count,
         drop_gray=config.data.drop_gray if train else False, num_epochs=num_epochs,
+        cache_mb=config.data.cache_mb if train else 0,
     )
 
 
