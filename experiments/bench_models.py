@@ -152,7 +152,8 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
 
     def make_infer(state):
-        params, rest = state["params"], state["rest"]
+        # copies: the training step donates (deletes) the state's buffers
+        params, rest = jax.tree.map(jnp.copy, (state["params"], state["rest"]))
         if compute_dtype == "bfloat16":
             params = precision.cast_floating(params, jnp.bfloat16)
         graphdef, model_state = nnx.split(layers.for_inference(nnx.merge(modules.eval, params, rest, copy=True)))
