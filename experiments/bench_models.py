@@ -150,6 +150,9 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
         fn = steps.supervised_step(objective, modules.train, tx)
     repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
+    # A second function object for counting the model's FLOPs: JAX caches a trace per function, and
+    # the layers choose their convolution algorithm when traced.
+    train.model_flops = lambda state, batch: jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis()["flops"]
 
     def make_infer(state):
         # copies: the training step donates (deletes) the state's buffers
@@ -214,7 +217,7 @@ def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorith
     # The model's FLOPs: XLA's count for the step with every convolution direct (Winograd does
     # fewer multiplications for the same model; MFU counts the model's).
     with winograd.conv_algorithm("direct"):
-        model_flops = train.lower(state, rgb).cost_analysis()["flops"]
+        model_flops = train.model_flops(state, rgb)
     holder = {"state": state}
 
     def jax_train():

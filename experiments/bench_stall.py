@@ -6,18 +6,19 @@ The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin clas
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the
 library's loader (shuffle, decode, resize, random crop, flip, gray drop) feeding the library's jitted
 classification step with the loop's shardings and state donation, written as ``loop.py`` runs it
-(fetch, ``global_batch``, dispatch; no host synchronisation until a log step). Three timings of
-``--steps`` steps each, after warm-up and compilation:
+(fetch, ``global_batch``, dispatch; no host synchronisation until a log step). Three timings,
+after warm-up and compilation:
 
-- ``pipelined, first epoch``: as the loop runs (the next batch is fetched while the step
-  computes), over the rest of the first epoch, when every image is decoded;
-- ``pipelined``: the same over ``--steps`` later steps, when the decoded-image cache
+- ``first epoch``: as the loop runs (the next batch is fetched while the step computes), over the
+  rest of the first epoch, when every image is decoded;
+- ``later epochs``: the same over ``--steps`` later steps, when the decoded-image cache
   (``data.cache_mb``, default 1024 MB; ``--cache-mb 0`` turns it off) serves the images;
-- ``compute only``: the same steps on one batch already on the device (no input pipeline);
-- ``blocking``: each step waited for before the next fetch; ``wait`` is the time spent in ``next()``.
+- ``blocking``: each step waited for before the next fetch; ``time in next()`` is the time spent
+  fetching.
 
-Stall fraction = 1 - compute only / pipelined: the slowdown the input pipeline causes. On a CPU
-"device" it has two parts: waiting in ``next()`` for a batch, and grain's decoding threads taking
+Each is timed in rounds alternating with as many ``compute only`` steps (the same step on one batch
+already on the device: no input pipeline), and stall = 1 - compute only / pipelined: the slowdown
+the input pipeline causes. On a CPU "device" it has two parts: waiting in ``next()`` for a batch, and grain's decoding threads taking
 cycles from the same cores as the step (which no overlap can hide). ``time in next()`` shows the
 first part. Every step runs under ``jax.transfer_guard("disallow")``.
 """
@@ -110,30 +111,42 @@ def main() -> None:
         host_batches = iter(loader)
         device_batches = (parallel.global_batch(b, mesh) for b in host_batches)
         first = next(device_batches)
+        fixed = iter(lambda: first, None)
         state, compiled_s, _ = timed(step, state, iter([first]), 1, blocking=True)
         state, _, _ = timed(step, state, device_batches, 3, blocking=True)  # warm-up the pipeline too
-        first_epoch = max(1, len(loader) // config.data.batch_size - 4)  # the rest of epoch 1
-        state, first_s, first_wait = timed(step, state, device_batches, first_epoch, blocking=False)
-        state, pipelined, pipelined_wait = timed(step, state, device_batches, args.steps, blocking=False)
-        fixed = iter(lambda: first, None)
-        state, compute, _ = timed(step, state, fixed, args.steps, blocking=False)
-        state, blocking, wait = timed(step, state, device_batches, args.steps, blocking=True)
-    n, b = args.steps, config.data.batch_size
+        per_round = max(1, (len(loader) // config.data.batch_size - 4) // ROUNDS)  # the rest of epoch 1
+        state, cold = alternating(step, state, device_batches, fixed, per_round, blocking=False)
+        state, warm = alternating(step, state, device_batches, fixed, max(1, args.steps // ROUNDS), blocking=False)
+        state, blocking = alternating(step, state, device_batches, fixed, max(1, args.steps // ROUNDS), blocking=True)
+    b = config.data.batch_size
     print(f"imagenet-samples, ECCV16 width {config.model.width}, {config.data.crop_size} px, batch {b}, "
           f"{config.data.worker_count} grain workers, decoded-image cache {config.data.cache_mb:g} MB, "
-          f"{n} steps per timing ({first_epoch} in the first epoch), {os.cpu_count()} cores, "
+          f"{ROUNDS} rounds of pipelined / compute-only segments per timing, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}; first step (compile) {compiled_s:.1f} s")
-    print("| timing | s/step | images/s | time in next() |")
-    print("|---|---|---|---|")
-    rows = (("pipelined, first epoch (as loop.py)", first_s, first_wait, first_epoch),
-            ("pipelined, later epochs (as loop.py)", pipelined, pipelined_wait, n),
-            ("compute only", compute, 0.0, n), ("blocking, later epochs", blocking, wait, n))
-    for name, total, waited, steps_ in rows:
-        print(f"| {name} | {total / steps_:.3f} | {steps_ * b / total:.1f} | {100 * waited / total:.1f}% |")
-    per_step = compute / n
-    print(f"stall fraction (1 - compute only / pipelined): {100 * max(0.0, 1 - per_step / (pipelined / n)):.1f}% "
-          f"in later epochs, {100 * max(0.0, 1 - per_step / (first_s / first_epoch)):.1f}% in the first epoch; "
-          f"{100 * max(0.0, 1 - per_step / (blocking / n)):.1f}% when blocking")
+    print("| timing | steps | s/step pipelined | s/step compute only | time in next() | stall |")
+    print("|---|---|---|---|---|---|")
+    for name, (steps_, pipelined, waited, compute) in (("first epoch (decoding), as loop.py", cold),
+                                                       ("later epochs, as loop.py", warm),
+                                                       ("later epochs, blocking", blocking)):
+        stall = max(0.0, 1 - compute / pipelined)
+        print(f"| {name} | {steps_} | {pipelined / steps_:.3f} | {compute / steps_:.3f} | "
+              f"{100 * waited / pipelined:.1f}% | {100 * stall:.1f}% |")
+
+
+ROUNDS = 4
+
+
+def alternating(step, state, batches, fixed, per_round: int, *, blocking: bool):
+    """``(state, (steps, pipelined s, s in next(), compute-only s))`` over ``ROUNDS`` rounds of
+    ``per_round`` pipelined steps followed by as many compute-only steps: the slow drifts of a
+    shared machine fall on both timings alike."""
+    pipelined = waited = compute = 0.0
+    for _ in range(ROUNDS):
+        state, seconds, wait = timed(step, state, batches, per_round, blocking=blocking)
+        pipelined, waited = pipelined + seconds, waited + wait
+        state, seconds, _ = timed(step, state, fixed, per_round, blocking=False)
+        compute += seconds
+    return state, (ROUNDS * per_round, pipelined, waited, compute)
 
 
 if __name__ == "__main__":
