@@ -1,6 +1,6 @@
 """Input-pipeline stall of a real training run on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python experiments/bench_stall.py [--steps 40] [--width 0.25] [--workers 0] [--cache-mb 1024]
+    /work/venv/bin/python experiments/bench_stall.py [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
 
 The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the
@@ -89,7 +89,7 @@ def timed(step, state, batches, n: int, *, blocking: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--width", type=float, default=None, help="model width (default: the run's 0.25)")
     parser.add_argument("--workers", type=int, default=None, help="grain worker processes (default: the run's)")
     parser.add_argument("--cache-mb", type=float, default=None, help="decoded-image cache (default: the config's)")
@@ -133,7 +133,7 @@ def main() -> None:
               f"{100 * waited / pipelined:.1f}% | {100 * stall:.1f}% |")
 
 
-ROUNDS = 4
+ROUNDS = 8
 
 
 def alternating(step, state, batches, fixed, per_round: int, *, blocking: bool):
