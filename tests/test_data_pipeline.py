@@ -1,6 +1,7 @@
 """The grain pipeline: crops, flips, sharding, exact resume, gray / bad counting, sources."""
 
 import hashlib
+from collections import Counter
 import json
 import os
 import pathlib
@@ -12,7 +13,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from colorjax.bins import is_colourful
-from colorjax.data import embedded, folder, make_loader
+from colorjax.data import embedded, folder, make_loader, pipeline
 from colorjax.data.transforms import has_chroma
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
@@ -176,14 +177,16 @@ def test_decoded_image_cache_gives_the_same_batches_and_skips_decoding(tmp_path,
 
     decodes = []
     decode = transforms.CropImage._decode
-    monkeypatch.setattr(transforms.CropImage, "_decode", lambda self, image, name: decodes.append(name) or decode(self, image, name))
+    # the uncached loader's reader threads may still be prefetching: count the cached loader's decodes
+    monkeypatch.setattr(transforms.CropImage, "_decode", lambda self, image, name: (
+        self.cache is not None and decodes.append(name)) or decode(self, image, name))
     cached_loader = make_loader(os.fspath(root), "train", cache_mb=64, **common)
     iterator = iter(cached_loader)
-    cached = batches(None, 6, iterator)
-    assert len(set(decodes)) == 7 and len(cached_loader) == 7
-    decodes.clear()  # by now every image is in the cache (early on, reader threads race to decode)
-    cached += batches(None, 6, iterator)
-    assert decodes == []
+    cached = batches(None, 12, iterator)
+    # A reader thread that misses an image decodes and keeps it, so each thread decodes each image at
+    # most once, however many epochs go by (threads may race on the same image early on).
+    assert len(set(decodes)) == 7 and max(Counter(decodes).values()) <= pipeline.READ_THREADS
+    assert len(decodes) < iterator.counters["images_seen"] / 2
     for a, b in zip(plain, cached, strict=True):
         np.testing.assert_array_equal(a, b)
     assert iterator.counters == plain_iterator.counters and iterator.counters["epoch"] >= 6

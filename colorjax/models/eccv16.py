@@ -16,7 +16,7 @@ import jax
 from flax import nnx
 
 from colorjax.models.activations import Activation
-from colorjax.models.layers import batch_norm, conv, conv_transpose, scaled
+from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
 
 L_CENTRE, L_RANGE = 50.0, 100.0  # Zhang feeds (L - 50) / 100 (REFERENCE section 1)
 
@@ -79,10 +79,11 @@ class ECCV16(nnx.Module):
                 x = act(layer(x))
             if norm is not None:
                 x = norm(x)
+            x = block_output(x)
         x = self.up_acts[0](self.up(x))
         for layer, act in zip(self.up_convs, self.up_acts[1:]):
             x = act(layer(x))
-        return self.out(x)
+        return self.out(block_output(x))
 
 
 def _norm(channels: int, enabled: bool, affine: bool, rngs: nnx.Rngs) -> nnx.BatchNorm | None:

@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import jax
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from colorjax.models import winograd
 from colorjax.models.conv_transpose import ConvTranspose
+
+# The name of the activations ``train.remat = "blocks"`` keeps for the backward pass.
+BLOCK_OUTPUT = "colorjax_block_output"
+
+
+def block_output(x: jax.Array) -> jax.Array:
+    """``x`` tagged as a block's output: under ``train.remat = "blocks"`` these are the only
+    activations kept for the backward pass; everything inside a block is recomputed there."""
+    return checkpoint_name(x, BLOCK_OUTPUT)
+
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 of the new batch = flax momentum 0.9; eps 1e-5), which
 # the reference implementations of ECCV16 and pix2pix use.

@@ -13,7 +13,7 @@ import jax
 from flax import nnx
 
 from colorjax.models.activations import Activation
-from colorjax.models.layers import batch_norm, conv, scaled
+from colorjax.models.layers import batch_norm, block_output, conv, scaled
 
 NUM_CONVS = 8  # seed 004
 REGRESSION_SCHEDULE_Q = 313  # Zhang et al. 2016's Q, used when the head has no bins
@@ -45,7 +45,7 @@ class PatchNet(nnx.Module):
         x = (L - L_CENTRE) / L_RANGE
         for layer, norm, act in zip(self.convs, self.norms, self.acts):
             x = layer(x)
-            x = act(x if norm is None else norm(x))
+            x = block_output(act(x if norm is None else norm(x)))
         return self.out(x)
 
 

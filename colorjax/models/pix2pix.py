@@ -20,7 +20,7 @@ from flax import nnx
 
 from colorjax.color import AB_SCALE
 from colorjax.models.activations import Activation
-from colorjax.models.layers import PIX2PIX_INIT, batch_norm, conv, conv_transpose, scaled
+from colorjax.models.layers import PIX2PIX_INIT, batch_norm, block_output, conv, conv_transpose, scaled
 
 BASE_CHANNELS = 64  # ngf = ndf = 64 (pix2pix)
 MAX_MULTIPLIER = 8  # channels stop growing at 8 x 64 = 512
@@ -94,9 +94,9 @@ class Pix2PixGenerator(nnx.Module):
         inputs = []
         for level in self.levels:
             inputs.append(x)
-            x = level.down_path(x)
+            x = block_output(level.down_path(x))
         for i in reversed(range(len(self.levels))):
-            x = self.levels[i].up_path(x)
+            x = block_output(self.levels[i].up_path(x))
             if i > 0:
                 x = jnp.concatenate([inputs[i], x], axis=-1)
         return x

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from colorjax.models.activations import Activation
-from colorjax.models.layers import batch_norm, conv, conv_transpose, scaled
+from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
 
 BASE_CHANNELS = 64  # Ronneberger et al. 2015
 L_CENTRE = 50.0  # input L / 50 - 1 in [-1, 1], as pix2pix
@@ -78,14 +78,14 @@ class UNet(nnx.Module):
         x = L / L_CENTRE - 1.0
         skips = []
         for level, (encoder, norm) in enumerate(zip(self.encoders, self.down_norms)):
-            x = self._drop(level, encoder(x))
+            x = block_output(self._drop(level, encoder(x)))
             skips.append(x)
             x = _max_pool(_apply(norm, x))
-        x = self.bottleneck(x)
+        x = block_output(self.bottleneck(x))
         for level in reversed(range(len(self.decoders))):
             x = self.ups[level](_apply(self.up_norms[level], x))
             x = jnp.concatenate([skips[level], x], axis=-1)
-            x = self._drop(level, self.decoders[level](x))
+            x = block_output(self._drop(level, self.decoders[level](x)))
         return self.out(x)
 
     def _drop(self, level: int, x: jax.Array) -> jax.Array:

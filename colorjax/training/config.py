@@ -113,6 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.best_mode = "min"  # min | max
     c.train.grid_images = 8  # images in each validation grid PNG
     c.train.compute_dtype = "float32"  # float32 | bfloat16: convolutions in bfloat16, float32 master state
+    c.train.remat = "none"  # none | blocks: keep only block outputs for the backward pass (less memory)
     c.train.conv_algorithm = "auto"  # auto | direct | winograd: 3 x 3 layers (colorjax.models.winograd)
     c.train.progress_bar = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
@@ -177,6 +178,7 @@ _CHOICES = {
     "train.best_mode": ("min", "max"),
     "train.compute_dtype": ("float32", "bfloat16"),
     "train.conv_algorithm": ("auto", "direct", "winograd"),
+    "train.remat": ("none", "blocks"),
 }
 _FREE_GROUPS = ("model.options",)  # backbone keyword options: checked by build_model itself
 

@@ -109,4 +109,5 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
         discriminator_factor=config.loss.discriminator_factor,
         prior=prior,
         compute_dtype=config.train.compute_dtype,
+        remat=config.train.remat,
     )

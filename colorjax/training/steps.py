@@ -23,6 +23,7 @@ from colorjax import metrics
 from colorjax.bins import is_colourful, soft_encode
 from colorjax.color import lab_to_rgb, rgb_uint8_to_lab
 from colorjax.decode import annealed_mean
+from colorjax.models.layers import BLOCK_OUTPUT
 from colorjax.training import losses
 from colorjax.training.precision import apply_module
 
@@ -47,6 +48,7 @@ class Objective:
     discriminator_factor: float = 0.5
     prior: object | None = None  # ColourPrior for the rebalanced metrics
     compute_dtype: str = "float32"  # float32 | bfloat16 (colorjax.training.precision)
+    remat: str = "none"  # none | blocks: keep only block outputs for the backward pass
 
 
 def lab_batch(rgb_uint8: jnp.ndarray):
@@ -115,8 +117,13 @@ def reconstruction_map(obj: Objective, out: jnp.ndarray, L: jnp.ndarray, ab: jnp
 
 def _apply(obj: Objective, graphdef, params, rest, *inputs):
     """Run a module given its state, in the run's compute dtype; returns (output, its updated
-    non-parameter state)."""
-    return apply_module(graphdef, params, rest, *inputs, dtype=obj.compute_dtype)
+    non-parameter state). With ``obj.remat == "blocks"`` only the activations tagged
+    :data:`~colorjax.models.layers.BLOCK_OUTPUT` are kept for the backward pass; the rest is
+    recomputed there (less memory for more compute)."""
+    apply = lambda params, rest, *inputs: apply_module(graphdef, params, rest, *inputs, dtype=obj.compute_dtype)  # noqa: E731
+    if obj.remat == "blocks":
+        apply = jax.checkpoint(apply, policy=jax.checkpoint_policies.save_only_these_names(BLOCK_OUTPUT))
+    return apply(params, rest, *inputs)
 
 
 def _update(tx, grads, opt_state, params):
