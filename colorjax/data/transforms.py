@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import uuid
 
 import grain
 import numpy as np
@@ -80,46 +79,36 @@ class DecodedImageCache:
     """Decoded images (uint8 sRGB at the decoder's reduced scale) by record index, up to
     ``max_bytes``, so that later epochs crop without decoding: on two cores JPEG decoding took
     1.4 ms of the 1.6 ms an image cost the input pipeline at 64 px (``experiments/bench_stall.py``).
-    First come, first kept. The images live in a per-process table named by this object's key:
-    grain copies and pickles its transforms (into worker processes, which start empty), and every
-    copy in one process shares one table. Pixels are the ones a fresh decode gives, so a run with
-    the cache yields the same batches."""
-
-    _tables: dict[str, dict] = {}
-    _lock = threading.Lock()
+    First come, first kept. grain copies its transforms: a copy in the same process shares this
+    cache, a pickled one (a worker process) starts empty; the images are freed with the loader.
+    Pixels are the ones a fresh decode gives, so a run with the cache yields the same batches."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
-        self.key = uuid.uuid4().hex
-
-    def _table(self) -> dict:
-        table = self._tables.get(self.key)
-        if table is None:
-            with self._lock:
-                table = self._tables.setdefault(self.key, {"images": {}, "bytes": 0})
-        return table
+        self._images: dict[int, np.ndarray] = {}
+        self.nbytes = 0
+        self._lock = threading.Lock()
 
     def get(self, index: int) -> np.ndarray | None:
-        return self._table()["images"].get(index)
+        return self._images.get(index)
 
     def put(self, index: int, image: np.ndarray) -> None:
-        table = self._table()
         with self._lock:
-            if index not in table["images"] and table["bytes"] + image.nbytes <= self.max_bytes:
-                table["images"][index] = image
-                table["bytes"] += image.nbytes
+            if index not in self._images and self.nbytes + image.nbytes <= self.max_bytes:
+                self._images[index] = image
+                self.nbytes += image.nbytes
 
     def __len__(self) -> int:
-        return len(self._table()["images"])
+        return len(self._images)
 
-    @property
-    def nbytes(self) -> int:
-        return self._table()["bytes"]
+    def __copy__(self):
+        return self
 
-    def clear(self) -> None:
-        """Free this process's table (a loader's cache lives as long as the process otherwise)."""
-        with self._lock:
-            self._tables.pop(self.key, None)
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):  # into a worker process: the limit only
+        return DecodedImageCache, (self.max_bytes,)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,10 +165,10 @@ def check_algorithm(name: str) -> str:
 @contextlib.contextmanager
 def conv_algorithm(name: str):
     """Within this context, stride-1 3 x 3 convolution layers traced use ``name``: ``"direct"``
-    (XLA's convolution), ``"winograd"`` (:func:`conv3x3`), or ``"auto"`` (the default: Winograd for float32 layers
-    of at least :data:`MIN_CHANNEL_PRODUCT` channel pairs on the CPU backend, where it is faster;
-    direct elsewhere).
-    The choice is made when a function is traced, so wrap the first call of a jitted function."""
+    (XLA's convolution), ``"winograd"`` (:func:`conv3x3`), or ``"auto"`` (the default: Winograd
+    for float32 layers of at least :data:`MIN_CHANNEL_PRODUCT` channel pairs on the CPU backend,
+    where it is faster; direct elsewhere). The choice is made when a function is traced, so wrap
+    the first call of a jitted function."""
     previous = _algorithm[0]
     _algorithm[0] = check_algorithm(name)
     try:

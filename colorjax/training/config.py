@@ -15,6 +15,7 @@ from ml_collections import config_dict
 
 from colorjax.bins import SOFT_ENCODE_K, SOFT_ENCODE_SIGMA
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.models.winograd import ALGORITHMS
 from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
@@ -177,7 +178,7 @@ _CHOICES = {
     "optim.schedule": ("constant", "warmup_cosine", "step", "linear_decay"),
     "train.best_mode": ("min", "max"),
     "train.compute_dtype": ("float32", "bfloat16"),
-    "train.conv_algorithm": ("auto", "direct", "winograd"),
+    "train.conv_algorithm": ALGORITHMS,
     "train.remat": ("none", "blocks"),
 }
 _FREE_GROUPS = ("model.options",)  # backbone keyword options: checked by build_model itself
