@@ -26,6 +26,8 @@ from etils import epath
 from flax import nnx
 
 MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settings"
+# The model config's entry holding the inference defaults (not an argument of build_model).
+INFERENCE = "inference"
 TRAINING_SUBDIR = "checkpoints"  # where ``colorjax train`` keeps its checkpoints inside a workdir
 
 
@@ -73,6 +75,8 @@ def model_save_args(model_state: nnx.State, model_config: dict, prior=None) -> d
     }
     if prior is not None:
         arrays = {name: np.asarray(getattr(prior, name)) for name in ("centres", "counts")}
+        if prior.lightness_sums is not None:
+            arrays["lightness_sums"] = np.asarray(prior.lightness_sums)
         settings = {"smoothing_sigma": prior.smoothing_sigma, "lam": prior.lam, "num_images": prior.num_images}
         items[PRIOR] = ocp.args.StandardSave(arrays)
         items[PRIOR_SETTINGS] = ocp.args.JsonSave(_jsonable(settings))
@@ -114,7 +118,9 @@ def restore_prior(manager: ocp.CheckpointManager, step: int):
         step, args=ocp.args.Composite(**{PRIOR: ocp.args.StandardRestore(), PRIOR_SETTINGS: ocp.args.JsonRestore()})
     )
     arrays, settings = restored[PRIOR], restored[PRIOR_SETTINGS]
-    return ColourPrior.from_counts(np.asarray(arrays["counts"], np.float64), np.asarray(arrays["centres"]), **settings)
+    lightness_sums = arrays.get("lightness_sums")
+    return ColourPrior.from_counts(np.asarray(arrays["counts"], np.float64), np.asarray(arrays["centres"]),
+                                   lightness_sums=lightness_sums, **settings)
 
 
 def restore_config_and_prior(manager: ocp.CheckpointManager, step: int):
@@ -123,11 +129,18 @@ def restore_config_and_prior(manager: ocp.CheckpointManager, step: int):
     return model_config, restore_prior(manager, step)
 
 
+def inference_defaults(model_config: dict) -> dict:
+    """``{"size", "temperature"}`` a checkpoint's model should run at (saved by training: its crop
+    size and decoding temperature); None for either when the checkpoint does not say."""
+    saved = model_config.get(INFERENCE) or {}
+    return {"size": saved.get("size"), "temperature": saved.get("temperature")}
+
+
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
     """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
     from colorjax.models import build_model
 
-    kwargs = dict(model_config)
+    kwargs = {k: v for k, v in model_config.items() if k != INFERENCE}
     if kwargs.get("centres") is not None:
         kwargs["centres"] = np.asarray(kwargs["centres"], np.float32)
     return build_model(**kwargs, rngs=rngs)
@@ -172,6 +185,18 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
     model = nnx.merge(graphdef, state)
     model.eval()
     return model, model_config, prior
+
+
+def load_prior(directory, step: int | None = None):
+    """The colour prior saved with a checkpoint (a ``save_model`` directory or a training workdir)."""
+    directory = epath.Path(directory).absolute()
+    if (directory / TRAINING_SUBDIR).is_dir():
+        directory = directory / TRAINING_SUBDIR
+    with checkpoint_manager(directory, read_only=True) as manager:
+        prior = restore_prior(manager, resolve_step(manager, directory, step))
+    if prior is None:
+        raise ValueError(f"{directory}: this checkpoint holds no colour prior")
+    return prior
 
 
 def _jsonable(value):

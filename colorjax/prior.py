@@ -32,6 +32,8 @@ from colorjax.bins import is_colourful, nearest_bin
 PRIOR_SMOOTHING_SIGMA = 5.0
 REBALANCE_LAMBDA = 0.5
 _FORMAT_VERSION = 1
+# The context-free "lightness" baseline keys its mean ab on the integer L of CIE Lab, 0 to 100.
+LIGHTNESS_LEVELS = 101
 
 
 def bin_counts(ab: jnp.ndarray, centres, mask: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -43,6 +45,35 @@ def bin_counts(ab: jnp.ndarray, centres, mask: jnp.ndarray | None = None) -> jnp
     index = nearest_bin(ab, centres)
     weights = jnp.ones(index.shape, jnp.float32) if mask is None else jnp.broadcast_to(mask, index.shape)
     return jnp.bincount(index.ravel(), weights.astype(jnp.float32).ravel(), length=len(centres))
+
+
+def lightness_ab_sums(L: jnp.ndarray, ab: jnp.ndarray, mask: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Per integer lightness ``round(L)`` in 0..100: the sums of a and b and the pixel count,
+    float32 ``[101, 3]``; jittable, and merges across batches and hosts by addition.
+
+    ``L`` is ``[...]`` or ``[..., 1]`` in [0, 100], ``ab`` ``[..., 2]``; ``mask`` weights pixels as in
+    :func:`bin_counts`.
+    """
+    L = L[..., 0] if L.ndim == ab.ndim else L
+    level = jnp.clip(jnp.round(L), 0, LIGHTNESS_LEVELS - 1).astype(jnp.int32).ravel()
+    weights = jnp.ones(level.shape, jnp.float32) if mask is None else jnp.broadcast_to(mask, L.shape).astype(jnp.float32).ravel()
+    values = jnp.concatenate([ab.reshape(-1, 2).astype(jnp.float32), jnp.ones((level.shape[0], 1), jnp.float32)], axis=-1)
+    return jax.ops.segment_sum(values * weights[:, None], level, num_segments=LIGHTNESS_LEVELS)
+
+
+def mean_ab_by_lightness(sums) -> np.ndarray:
+    """The mean ab of each integer L from :func:`lightness_ab_sums` totals, float32 ``[101, 2]``.
+
+    Levels no pixel had are filled by linear interpolation between the nearest levels that had some
+    (constant beyond the first and last); with no pixel at all the table is 0 (gray).
+    """
+    sums = np.asarray(sums, np.float64)
+    seen = sums[:, 2] > 0
+    if not seen.any():
+        return np.zeros((LIGHTNESS_LEVELS, 2), np.float32)
+    levels = np.arange(LIGHTNESS_LEVELS)
+    means = sums[seen, :2] / sums[seen, 2:]
+    return np.stack([np.interp(levels, levels[seen], means[:, c]) for c in range(2)], axis=-1).astype(np.float32)
 
 
 def count_bins_over(ab_batches: Iterable, centres, *, skip_gray: bool = True) -> tuple[np.ndarray, int]:
@@ -99,6 +130,9 @@ class ColourPrior:
     smoothing_sigma: float | None = PRIOR_SMOOTHING_SIGMA
     lam: float = REBALANCE_LAMBDA
     num_images: int | None = None
+    # float64 [101, 3] from lightness_ab_sums over the same pixels as the counts (the lightness
+    # baseline's table); None for priors counted before it existed or loaded without it.
+    lightness_sums: np.ndarray | None = None
 
     @classmethod
     def from_counts(
@@ -108,8 +142,10 @@ class ColourPrior:
         smoothing_sigma: float | None = PRIOR_SMOOTHING_SIGMA,
         lam: float = REBALANCE_LAMBDA,
         num_images: int | None = None,
+        lightness_sums=None,
     ) -> ColourPrior:
-        """The prior of nearest-bin ``counts`` over ``centres`` (``smoothing_sigma`` None or 0: no smoothing)."""
+        """The prior of nearest-bin ``counts`` over ``centres`` (``smoothing_sigma`` None or 0: no smoothing);
+        ``lightness_sums`` [101, 3] (optional) are kept for the lightness baseline."""
         counts = np.asarray(counts, np.float64)
         centres = np.asarray(centres, np.float32)
         if centres.ndim != 2 or centres.shape[1] != 2 or counts.shape != (len(centres),):
@@ -123,12 +159,23 @@ class ColourPrior:
         if sigma is not None:
             probs = smooth_distribution(probs, centres, sigma)
         weights = rebalancing_weights(probs, lam)
-        return cls(centres, counts, probs, weights, sigma, float(lam), num_images)
+        if lightness_sums is not None:
+            lightness_sums = np.asarray(lightness_sums, np.float64)
+            if lightness_sums.shape != (LIGHTNESS_LEVELS, 3) or not np.isfinite(lightness_sums).all():
+                raise ValueError(f"lightness sums must be finite with shape ({LIGHTNESS_LEVELS}, 3), got {lightness_sums.shape}")
+        return cls(centres, counts, probs, weights, sigma, float(lam), num_images, lightness_sums)
 
     @classmethod
     def uniform(cls, centres) -> ColourPrior:
         """The flat prior (one pseudo-count per bin): every weight is 1, i.e. no rebalancing."""
         return cls.from_counts(np.ones(len(centres)), centres, smoothing_sigma=None)
+
+    @property
+    def mean_ab_by_lightness(self) -> np.ndarray:
+        """The lightness baseline's table, float32 [101, 2]: mean ab of the counted pixels per integer L."""
+        if self.lightness_sums is None:
+            raise ValueError("this colour prior was counted without lightness sums (count it again to get the lightness baseline)")
+        return mean_ab_by_lightness(self.lightness_sums)
 
     @property
     def num_pixels(self) -> float:
@@ -153,6 +200,7 @@ class ColourPrior:
             probs=self.probs,
             weights=self.weights,
             metadata=np.array(json.dumps(self.metadata())),
+            **({} if self.lightness_sums is None else {"lightness_sums": self.lightness_sums}),
         )
 
     @classmethod
@@ -161,13 +209,14 @@ class ColourPrior:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in ("centres", "counts", "weights", "metadata")}
+                lightness_sums = data["lightness_sums"] if "lightness_sums" in data.files else None
             meta = json.loads(str(arrays["metadata"]))
         except (OSError, KeyError, ValueError) as error:
             raise ValueError(f"{path}: not a colour prior file ({error})") from error
         if meta.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unknown colour prior format {meta.get('format_version')}")
         prior = cls.from_counts(
-            arrays["counts"], arrays["centres"], meta["smoothing_sigma"], meta["lam"], meta["num_images"]
+            arrays["counts"], arrays["centres"], meta["smoothing_sigma"], meta["lam"], meta["num_images"], lightness_sums
         )
         if not np.allclose(prior.weights, arrays["weights"], rtol=1e-6):
             raise ValueError(f"{path}: stored weights disagree with those recomputed from its counts")
@@ -176,7 +225,7 @@ class ColourPrior:
 
 jax.tree_util.register_dataclass(
     ColourPrior,
-    data_fields=["centres", "counts", "probs", "weights"],
+    data_fields=["centres", "counts", "probs", "weights", "lightness_sums"],
     meta_fields=["smoothing_sigma", "lam", "num_images"],
 )
 

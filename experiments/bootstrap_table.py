@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,32 +27,18 @@ REFERENCE_ROW = "classification_rebalanced"
 
 def per_image_sums(workdir: Path, row: str, batches, prior) -> dict:
     """Each test image's metric sums for ``row`` (a baseline or the row's checkpoint)."""
-    from colorjax import color
     from colorjax.checkpointing import load_model
+    from colorjax.evaluation import bootstrap
     from colorjax.evaluation.baselines import baseline_predictor
     from colorjax.evaluation.evaluate import model_predictor
-    from colorjax.metrics import per_image_sums_lab
 
     entry = ROWS["zhang"][row]
     if isinstance(entry, str):
-        predictor = baseline_predictor(entry)
+        predictor = baseline_predictor(entry, prior=prior)
     else:
         model, _, _ = load_model(workdir / row / "checkpoints")
         predictor = model_predictor(model, load_row_config(entry[0], "tiny").bins.temperature)
-    parts = []
-    for rgb in batches:
-        lab = color.rgb_uint8_to_lab(rgb)
-        pred = jnp.concatenate([lab[..., :1], predictor(lab)], axis=-1)
-        parts.append({k: np.asarray(v, np.float64) for k, v in per_image_sums_lab(pred, lab, prior=prior).items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def aucs(sums: dict, index: np.ndarray) -> tuple[float, float]:
-    from colorjax.metrics import auc_from_hits
-
-    raw = auc_from_hits(sums["auc_hits"][index].sum(0), sums["pixels"][index].sum())
-    rebalanced = auc_from_hits(sums["auc_weighted_hits"][index].sum(0), sums["auc_weight"][index].sum())
-    return float(raw), float(rebalanced)
+    return bootstrap.per_image_sums(predictor, batches, prior)
 
 
 def weight_concentration(batches, prior) -> float:
@@ -72,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("workdir", type=Path)
     args = parser.parse_args(argv)
     from colorjax.data import make_loader
+    from colorjax.evaluation.bootstrap import aucs
     from colorjax.prior import ColourPrior
 
     config = load_row_config("zhang_classification_rebalanced.py", "tiny")

@@ -31,6 +31,7 @@ ROWS = {
     "zhang": {
         "gray": "gray",
         "random": "random",
+        "lightness": "lightness",
         "regression_l2": ("zhang_regression_l2.py", {}),
         "classification": ("zhang_classification.py", {}),
         "classification_rebalanced": ("zhang_classification_rebalanced.py", {}),

@@ -138,3 +138,30 @@ def test_a_size_the_model_cannot_take_is_refused_before_any_work(checkpoint, inp
     folder, _, _ = inputs
     code = _run([str(folder / "sub"), "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--size", "60"])
     assert code == 2 and "divisible by 8" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_checkpoint(tmp_path, monkeypatch):
+    """A model trained at 32 px runs at 32 px unless told otherwise (not the paper's 256)."""
+    from colorjax.evaluation import commands as evaluate_commands
+    from colorjax.models import build_model
+
+    saved = {**MODEL_CONFIG, "inference": {"size": 32, "temperature": 0.5}}
+    save_model(tmp_path / "ckpt", build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), saved)
+    Image.fromarray(_photo(48, 80)).save(tmp_path / "photo.png")
+    seen = {}
+
+    def spy(model, inputs, out, **kwargs):
+        seen.update(kwargs)
+        return colorize_files(model, inputs, out, **kwargs)
+
+    monkeypatch.setattr("colorjax.inference.colorize.colorize_files", spy)
+    assert _run([str(tmp_path / "photo.png"), "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "a"),
+                 "--no-progress"]) == 0
+    assert (seen["size"], seen["temperature"]) == (32, 0.5)
+    assert _run([str(tmp_path / "photo.png"), "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "b"),
+                 "--no-progress", "--size", "64", "--temperature", "0.2"]) == 0
+    assert (seen["size"], seen["temperature"]) == (64, 0.2)  # given on the command line: as given
+    # evaluate at a 64 px crop runs the model at its 32 px (L down, ab back up), as colorize does
+    record = evaluate_commands.evaluate_to_file(checkpoint=tmp_path / "ckpt", data="embedded", split="test",
+                                                out=tmp_path / "eval", size=64, batch_size=2)
+    assert (record["model_size"], record["temperature"]) == (32, 0.5)

@@ -37,7 +37,7 @@ def test_zhang_table_puts_ours_beside_the_paper(tmp_path):
     assert full[1:5] == ["85", "89.5", "60", "67.3"] and full[5:9] == ["-", "22.64", "-", "31.6"]
     empty = _table_row(markdown, "L2 regression")
     assert empty[1] == "-" and empty[2] == "91.2"
-    assert "No record for: random, regression_l2, classification." in markdown
+    assert "No record for: random, lightness, regression_l2, classification." in markdown
 
 
 def test_seed000_paper_psnr_is_the_one_rmse_implies():

@@ -68,6 +68,20 @@ def test_classification_first_loss_and_prior_match_numpy(tmp_path):
     assert np.abs(prior.counts - counts).sum() <= 4  # a float32 / float64 tie may move a pixel
     np.testing.assert_allclose(np.asarray(model_config["centres"]), centres)
 
+    # the lightness baseline's table, counted with the prior over the same pixels
+    sums = np.zeros((101, 3))
+    for rgb in _first_batches(config, 2):
+        L, ab = _lab(rgb)
+        keep = _colourful(ab)
+        L_sub, ab_sub = L[:, ::STRIDE, ::STRIDE][keep][..., 0], ab[:, ::STRIDE, ::STRIDE][keep]
+        level = np.clip(np.round(L_sub), 0, 100).astype(int).ravel()
+        np.add.at(sums, level, np.concatenate([ab_sub.reshape(-1, 2), np.ones((level.size, 1))], -1))
+    assert np.abs(prior.lightness_sums[:, 2] - sums[:, 2]).sum() <= 4  # a rounding tie may move a pixel
+    seen = sums[:, 2] > 20
+    np.testing.assert_allclose(prior.mean_ab_by_lightness[seen], sums[seen, :2] / sums[seen, 2:], atol=0.5)
+    # the checkpoint knows the size and temperature it was trained and validated at
+    assert model_config["inference"] == {"size": config.data.crop_size, "temperature": config.bins.temperature}
+
     # the first step's loss: rebalanced soft cross-entropy on the first batch
     L, ab = _lab(_first_batches(config, 1)[0])
     model.train()  # BatchNorm on batch statistics, as in the training step
@@ -81,6 +95,7 @@ def test_classification_first_loss_and_prior_match_numpy(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {r["split"] for r in records} == {"train", "validation"}
     assert (tmp_path / "grids" / "step_0000001.png").exists()
+    assert (tmp_path / "curves.png").stat().st_size > 1000  # loss and AuC against the step, drawn by the run
 
 
 def test_regression_loss_from_checkpoint_and_best_retention(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from colorjax.evaluation.baselines import BASELINES
 from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE
@@ -31,10 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="record path: writes OUT.json, OUT.md and OUT_grid.png")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="centre-crop side of the evaluation images")
+    parser.add_argument("--model-size", type=int, default=None,
+                        help="the side the model sees (L resized to it, ab lifted back onto the crop's L, as "
+                             "colorize does); default: the size saved in the checkpoint, else --size")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="annealed-mean T for Q-bin models")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help=f"annealed-mean T for Q-bin models; default: the checkpoint's, else {DEFAULT_TEMPERATURE}")
     parser.add_argument("--max-images", type=int, default=None, help="stop after this many images")
-    parser.add_argument("--prior", default=None, help="a saved ColourPrior for the rebalanced AuC")
+    parser.add_argument("--prior", default=None,
+                        help="a saved ColourPrior (.npz) or a checkpoint whose prior to use, for the rebalanced AuC "
+                             "and the lightness baseline's table")
     parser.add_argument("--prior-split", default="train", help="split to count a prior on when none is given")
 
 
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, step=args.step, baseline=args.baseline, data=args.data,
             data_dir=args.data_dir, split=args.split, out=args.out, size=args.size, batch_size=args.batch_size,
             temperature=args.temperature, max_images=args.max_images, prior_path=args.prior,
-            prior_split=args.prior_split,
+            prior_split=args.prior_split, model_size=args.model_size,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
@@ -57,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_to_file(
     *, checkpoint=None, step=None, baseline=None, data, split="test", out, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH,
-    temperature=DEFAULT_TEMPERATURE, max_images=None, prior_path=None, prior_split="train", data_dir=None,
+    temperature=None, max_images=None, prior_path=None, prior_split="train", data_dir=None, model_size=None,
 ) -> dict:
-    """Evaluate a checkpoint or a baseline and write its record; returns the record (a dict)."""
+    """Evaluate a checkpoint or a baseline and write its record; returns the record (a dict).
+
+    ``temperature`` and ``model_size`` default to the checkpoint's saved inference settings (else
+    0.38 and ``size``): a model trained at 64 px is run at 64 px on L resized from the ``size`` crop,
+    and its ab lifted back onto the crop's full-resolution L, the path ``colorjax colorize`` takes.
+    """
     from colorjax.data import make_loader
     from colorjax.evaluation.baselines import baseline_predictor
     from colorjax.evaluation.evaluate import evaluate, model_predictor
@@ -74,13 +86,17 @@ def evaluate_to_file(
         from colorjax.checkpointing import load_model
         from colorjax.inference.colorize import checkpoint_directory
 
+        from colorjax.inference.commands import resolve_inference_options
+
         model, model_config, saved_prior = load_model(checkpoint_directory(checkpoint), step)
-        predictor = model_predictor(model, temperature)
-        record.update(checkpoint=str(checkpoint), step=step, temperature=temperature,
+        saved_size, temperature = resolve_inference_options(model_config, model_size, temperature)
+        model_size = saved_size if (model_size is not None or "inference" in model_config) else size
+        predictor = model_predictor(model, temperature, model_size=model_size)
+        record.update(checkpoint=str(checkpoint), step=step, temperature=temperature, model_size=model_size,
                       model={k: v for k, v in model_config.items() if k != "centres"})
-    else:
-        predictor = baseline_predictor(baseline)
     prior, record["prior_source"] = resolve_prior(prior_path, saved_prior, data, prior_split, size, data_dir)
+    if baseline is not None:
+        predictor = baseline_predictor(baseline, prior=prior)
     loader = make_loader(data, split, crop_size=size, batch_size=batch_size, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
     metrics, rows = evaluate(predictor, loader, prior=prior, max_images=max_images)
@@ -94,6 +110,10 @@ def resolve_prior(prior_path, saved_prior, data, split, size, data_dir):
     """``(prior, description)`` from a file, else the checkpoint's, else counted on ``split``."""
     from colorjax.prior import ColourPrior
 
+    if prior_path is not None and Path(prior_path).is_dir():  # a checkpoint: its saved prior
+        from colorjax.checkpointing import load_prior
+
+        return load_prior(prior_path), f"checkpoint {prior_path}"
     if prior_path is not None:
         return ColourPrior.load(prior_path), f"file {prior_path}"
     if saved_prior is not None:
@@ -106,14 +126,26 @@ def count_prior(data, split, *, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH, dat
     """Zhang's colour prior (313 bins, smoothed) of the first ``max_images`` images of ``data``'s ``split``."""
     import itertools
 
+    import jax
+    import numpy as np
+
     from colorjax import color
     from colorjax.bins import zhang_bins
     from colorjax.data import make_loader
-    from colorjax.prior import ColourPrior, count_bins_over
+    from colorjax.prior import LIGHTNESS_LEVELS, ColourPrior, count_bins_over, lightness_ab_sums
 
     centres = zhang_bins() if centres is None else centres
     loader = make_loader(data, split, crop_size=size, batch_size=batch_size, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
     batches = itertools.islice(loader, -(-max_images // batch_size))
-    counts, images = count_bins_over((color.rgb_uint8_to_lab(b["rgb"])[..., 1:] for b in batches), centres)
-    return ColourPrior.from_counts(counts, centres, num_images=images)
+    lightness_sums = np.zeros((LIGHTNESS_LEVELS, 3))
+    sums_of = jax.jit(lambda lab: lightness_ab_sums(lab[..., 0], lab[..., 1:]))
+
+    def ab_batches():  # the lightness baseline's sums over the same pixels as the bin counts
+        for batch in batches:
+            lab = color.rgb_uint8_to_lab(batch["rgb"])
+            lightness_sums[:] += np.asarray(sums_of(lab), np.float64)
+            yield lab[..., 1:]
+
+    counts, images = count_bins_over(ab_batches(), centres)
+    return ColourPrior.from_counts(counts, centres, num_images=images, lightness_sums=lightness_sums)

@@ -33,20 +33,25 @@ def upsample_ab(ab: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
     return jax.image.resize(ab, (ab.shape[0], height, width, ab.shape[-1]), method="bilinear")
 
 
-@nnx.jit
-def _predict_full_size(model: nnx.Module, lab: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
-    ab = predict_ab_covering(model, lab[..., :1], temperature)
+@nnx.jit(static_argnames="model_size")
+def _predict_full_size(model: nnx.Module, lab: jnp.ndarray, temperature: jnp.ndarray, model_size=None) -> jnp.ndarray:
+    L = lab[..., :1]
+    if model_size is not None and model_size != L.shape[1]:  # colorize's path: L down, ab back up
+        L = jax.image.resize(L, (L.shape[0], model_size, model_size, 1), method="linear", antialias=True)
+    ab = predict_ab_covering(model, L, temperature)
     return upsample_ab(ab, lab.shape[1], lab.shape[2])
 
 
-def model_predictor(model: nnx.Module, temperature: float) -> Predictor:
+def model_predictor(model: nnx.Module, temperature: float, *, model_size: int | None = None) -> Predictor:
     """A model's ab at full crop resolution (annealed mean at ``temperature`` for Q-bin heads).
 
+    With ``model_size`` the model sees L resized to ``model_size`` x ``model_size`` (square crops)
+    and its ab is upsampled back, as :mod:`colorjax.inference.colorize` does for photos of any size.
     The temperature is a traced argument: one compiled function serves every T of a sweep.
     """
     t = jnp.float32(temperature)
     model = for_inference(model)  # evaluation mode, Winograd kernels transformed once
-    return lambda lab: _predict_full_size(model, lab, t)
+    return lambda lab: _predict_full_size(model, lab, t, model_size=model_size)
 
 
 def evaluate(

@@ -41,6 +41,7 @@ ZHANG = Table(
     rows=(
         ("gray", "Gray (ab = 0)"),
         ("random", "Random (colours of another image)"),
+        ("lightness", "Lightness lookup (mean ab per L; not in the paper)"),
         ("regression_l2", "L2 regression"),
         ("classification", "Classification, no rebalancing"),
         ("classification_rebalanced", "Classification, rebalanced (full)"),

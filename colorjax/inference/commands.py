@@ -9,11 +9,23 @@ from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE, OUTPU
 
 
 def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
-    """Check --size, --batch-size and --temperature (shared with ``colorjax evaluate``); say why not."""
-    if args.size <= 0 or args.batch_size <= 0 or args.temperature < 0:
+    """Check --size, --batch-size and --temperature (shared with ``colorjax evaluate``); say why not.
+    ``None`` (not given) passes: the checkpoint's own inference defaults are used."""
+    sizes = [v for v in (args.size, getattr(args, "model_size", None)) if v is not None]
+    if any(v <= 0 for v in sizes) or args.batch_size <= 0 or (args.temperature is not None and args.temperature < 0):
         print(f"{command}: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
         return False
     return True
+
+
+def resolve_inference_options(model_config: dict, size: int | None, temperature: float | None) -> tuple[int, float]:
+    """``(size, temperature)``: each as given, else the checkpoint's saved default, else the paper's."""
+    from colorjax.checkpointing import inference_defaults
+
+    saved = inference_defaults(model_config)
+    size = size if size is not None else saved["size"] or DEFAULT_SIZE
+    temperature = temperature if temperature is not None else saved["temperature"]
+    return size, DEFAULT_TEMPERATURE if temperature is None else temperature
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument(
-        "--temperature", type=float, default=DEFAULT_TEMPERATURE,
-        help="annealed-mean temperature for Q-bin models: 1 = mean (dull), 0 = mode (vivid); paper default 0.38",
+        "--temperature", type=float, default=None,
+        help="annealed-mean temperature for Q-bin models: 1 = mean (dull), 0 = mode (vivid); default: the "
+             f"checkpoint's (saved by training), else the paper's {DEFAULT_TEMPERATURE}",
     )
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="the side the model sees (paper: 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"the side the model sees; default: the size it was trained at (saved in the checkpoint), "
+                             f"else the paper's {DEFAULT_SIZE}")
     parser.add_argument("--batch-size", type=int, default=8, help="images per device call")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", help="output file format")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -40,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         find_images(args.inputs)  # fail on a missing input before loading the model
-        model, _, _ = load_model(checkpoint_directory(args.checkpoint), args.step)
+        model, model_config, _ = load_model(checkpoint_directory(args.checkpoint), args.step)
+        args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
         check_size(model, args.size)
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """What a run reports: a tqdm progress bar, ``metrics.jsonl``, TensorBoard event files (tensorboardX,
-no TensorFlow) and validation image grids (gray | prediction | truth) as PNG.
+no TensorFlow), validation image grids (gray | prediction | truth) as PNG, and ``curves.png`` (loss
+and validation AuC against the step, redrawn at each validation).
 
 Only process 0 writes; the other hosts of a multi-host run get a silent log.
 """
@@ -66,6 +67,9 @@ class RunLog:
     def validation(self, step: int, values: dict) -> None:
         if self.enabled:
             self._record("validation", step, values)
+            from colorjax.training.curves import plot_training_curves
+
+            plot_training_curves(self.workdir / "metrics.jsonl", self.workdir / "curves.png")
             if self.bar is not None:
                 self.bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 

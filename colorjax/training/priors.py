@@ -61,13 +61,19 @@ def bins_and_prior(config: ml_collections.ConfigDict, loader_factory, mesh, outp
             raise ValueError(f"unknown bins.kind {config.bins.kind!r}")
     centres_device = jnp.asarray(centres)
 
-    def bin_counts(rgb):
-        ab, colourful = pixels(rgb)
-        return prior_lib.bin_counts(ab, centres_device, mask=jnp.broadcast_to(colourful, ab.shape[:-1]))
+    def bin_and_lightness_counts(rgb):
+        # One pass gives both the bin counts [Q] and the lightness baseline's sums [101, 3], flat.
+        L, ab, colourful = lab_batch(rgb)
+        L, ab = L[:, ::output_stride, ::output_stride], ab[:, ::output_stride, ::output_stride]
+        mask = jnp.broadcast_to(colourful[:, None, None], ab.shape[:-1])
+        counts = prior_lib.bin_counts(ab, centres_device, mask=mask)
+        return jnp.concatenate([counts, prior_lib.lightness_ab_sums(L, ab, mask).ravel()])
 
-    counts = _stream_counts(bin_counts, loader_factory, num_batches, mesh)
+    totals = _stream_counts(bin_and_lightness_counts, loader_factory, num_batches, mesh)
+    counts, lightness_sums = totals[: len(centres)], totals[len(centres) :].reshape(prior_lib.LIGHTNESS_LEVELS, 3)
     prior = prior_lib.ColourPrior.from_counts(
-        counts.astype(np.float32), centres, smoothing_sigma=config.prior.smoothing_sigma, lam=config.prior.lam
+        counts.astype(np.float32), centres, smoothing_sigma=config.prior.smoothing_sigma, lam=config.prior.lam,
+        lightness_sums=lightness_sums,
     )
     return centres, prior
 

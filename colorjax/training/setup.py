@@ -24,6 +24,9 @@ def model_config_of(config: ml_collections.ConfigDict, centres) -> dict:
                     "batch_norm": m.batch_norm, **m.options.to_dict()}
     if m.head == "classification":
         model_config["centres"] = np.asarray(centres, np.float32).tolist()
+    # What colorize and evaluate use when not told otherwise: the size the model was trained at and
+    # the run's decoding temperature.
+    model_config[checkpointing.INFERENCE] = {"size": config.data.crop_size, "temperature": config.bins.temperature}
     return model_config
 
 
