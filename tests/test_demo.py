@@ -210,3 +210,38 @@ def test_a_wrong_checkpoint_is_shown_on_the_page_and_logged(tmp_path, caplog):
         assert status == 503 and "no model loaded" in json.loads(body)["error"]
         assert _request(server.url)[0] == 200  # the page is still served
     assert "typo" in caplog.text and "cannot load the model" in caplog.text
+
+
+@pytest.mark.slow
+def test_colorjax_demo_command_serves_and_prints_its_address(checkpoint, tmp_path):
+    """`colorjax demo --checkpoint DIR --port N` as a user runs it: prints the address, serves the page."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from colorjax.cli import main
+    from colorjax.demo.server import free_port
+
+    assert main(["demo", "--checkpoint", str(checkpoint), "--port", "0"]) == 2  # refused before loading
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "colorjax.cli", "demo", "--checkpoint", str(checkpoint), "--port", str(port), "--size", "32"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if f"open http://127.0.0.1:{port}/" in line:
+                break
+        assert any(f"open http://127.0.0.1:{port}/" in line for line in lines), "".join(lines)
+        assert any("step 0, eccv16 classification, 32 px" in line for line in lines), "".join(lines)
+        status, body = _request(f"http://127.0.0.1:{port}/api/model")
+        assert status == 200 and json.loads(body)["size"] == 32
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
