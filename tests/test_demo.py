@@ -245,3 +245,19 @@ def test_colorjax_demo_command_serves_and_prints_its_address(checkpoint, tmp_pat
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_regression_model_is_served_without_temperature(tmp_path):
+    from colorjax.checkpointing import load_model
+    from colorjax.models import build_model
+
+    config = {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
+    save_model(tmp_path, build_model(**config, rngs=nnx.Rngs(1)), config)
+    engine = DemoEngine.from_checkpoint(tmp_path, size=SIZE)
+    assert engine.info.head == "regression" and engine.info.bins is None
+    photo = skimage.data.chelsea()[:100, :130]
+    result = engine.colorize(_encode(photo), "cat.png", temperature=0.0)
+    assert result.temperature is None
+    model, _, _ = load_model(tmp_path)
+    expected = colorize_arrays(model, [photo], size=SIZE)[0]
+    assert np.abs(_decode_png(result.colorized_png).astype(int) - expected).max() <= 1
