@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "colorize": ("colorjax.inference.commands", "colorize images, folders and globs"),
     "evaluate": ("colorjax.evaluation.commands", "evaluate a checkpoint or a baseline on a dataset"),
     "table": ("colorjax.evaluation.tables", "write the papers' tables from checkpoints"),
+    "demo": ("colorjax.demo.commands", "serve a local colorization page for a checkpoint"),
 }
 
 

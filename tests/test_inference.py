@@ -165,3 +165,34 @@ def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_chec
     record = evaluate_commands.evaluate_to_file(checkpoint=tmp_path / "ckpt", data="embedded", split="test",
                                                 out=tmp_path / "eval", size=64, batch_size=2)
     assert (record["model_size"], record["temperature"]) == (32, 0.5)
+
+
+def test_fit_chroma_to_gamut_takes_the_same_steps_as_a_bisection_on_encoded_srgb():
+    """The linear-RGB test inside the bisection decides as color.out_of_gamut does on encoded sRGB."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(1)
+    lab = np.stack([rng.uniform(1, 99, 5000), rng.uniform(-120, 120, 5000), rng.uniform(-120, 120, 5000)], -1)
+    lab = jnp.asarray(lab, jnp.float32)
+    L, ab = lab[..., :1], lab[..., 1:]
+    inside = lambda s: ~color.out_of_gamut(jnp.concatenate([L, ab * s[..., None]], axis=-1))  # noqa: E731
+    lo, hi = jnp.where(inside(jnp.ones(lab.shape[:-1])), 1.0, 0.0), jnp.ones(lab.shape[:-1])
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        ok = inside(mid)
+        lo, hi = jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+    expected = np.concatenate([np.asarray(L), np.asarray(ab * lo[..., None])], -1)
+    np.testing.assert_array_equal(np.asarray(fit_chroma_to_gamut(lab)), expected)
+
+
+@pytest.mark.parametrize("shape", [(512, 512, 64, 64), (301, 457, 256, 256), (16, 16, 300, 200), (7, 5, 7, 5)])
+def test_resize_linear_matches_jax_image_resize(shape):
+    """The NumPy resize of the inference path equals jax.image.resize(linear, antialias=True)."""
+    import jax
+
+    from colorjax.inference.colorize import resize_linear
+
+    H, W, h, w = shape
+    x = np.random.default_rng(0).normal(size=(H, W, 2)).astype(np.float32)
+    expected = np.asarray(jax.image.resize(x, (h, w, 2), "linear", antialias=True))
+    np.testing.assert_allclose(resize_linear(x, h, w), expected, atol=1e-5)

@@ -6,7 +6,9 @@ full-resolution RGB -> L (colour inputs are thereby desaturated: only L is used)
 resolution -> joined with the full-resolution L -> sRGB.
 
 Images are grouped in fixed-size batches so that the model runs on the device once per batch with
-one compiled shape (the last batch is padded). Colours that the predicted ab puts outside the sRGB
+one compiled shape (the last batch is padded); the resizing to and from the model's size runs in
+NumPy and the full-resolution pixel work in fixed-size chunks, so a new image size compiles
+nothing. Colours that the predicted ab puts outside the sRGB
 gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the output's
 L is the input's L up to 8-bit rounding.
 """
@@ -102,13 +104,25 @@ def _unique_names(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     return unique
 
 
+# color.out_of_gamut's limits on encoded sRGB, -tol and 1 + tol, mapped back through the sRGB curve
+# (the linear segment 12.92 x below 0.0031308, the power segment above it).
+_LINEAR_LOW = -color.GAMUT_TOLERANCE / 12.92
+_LINEAR_HIGH = ((1.0 + color.GAMUT_TOLERANCE + 0.055) / 1.055) ** 2.4
+
+
 def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) -> jnp.ndarray:
     """Scale each out-of-gamut pixel's ab towards 0 until it is (just) inside sRGB; L and hue kept.
 
-    Bisection on the scale s in [0, 1]: (L, 0, 0) is in gamut for every L in [0, 100].
+    Bisection on the scale s in [0, 1]: (L, 0, 0) is in gamut for every L in [0, 100]. Each step
+    tests linear RGB against the limits that :func:`colorjax.color.out_of_gamut` puts on encoded
+    sRGB: the transfer curve is increasing, so the test is the same without its power function.
     """
     L, ab = lab[..., :1], lab[..., 1:]
-    inside = lambda s: ~color.out_of_gamut(jnp.concatenate([L, ab * s[..., None]], axis=-1))  # noqa: E731
+
+    def inside(s):
+        linear = color.lab_to_linear_rgb(jnp.concatenate([L, ab * s[..., None]], axis=-1))
+        return jnp.all((linear >= _LINEAR_LOW) & (linear <= _LINEAR_HIGH), axis=-1)
+
     lo = jnp.where(inside(jnp.ones(lab.shape[:-1])), 1.0, 0.0)
     hi = jnp.ones(lab.shape[:-1])
     for _ in range(steps):
@@ -180,8 +194,32 @@ def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
     """Bilinear-upsample ab [h, w, 2] to L's [H, W] and return the joined image as uint8 sRGB."""
     H, W = L_full.shape[:2]
-    ab = jax.image.resize(ab_small, (H, W, 2), method="bilinear")
+    ab = resize_linear(np.asarray(ab_small, np.float32), H, W)
     return map_pixels(_lab_pixels_to_uint8, L_full, ab)
+
+
+def linear_resize_weights(in_size: int, out_size: int) -> np.ndarray:
+    """[in_size, out_size] weights of a 1-D linear (triangle) resize with half-pixel centres.
+
+    Downsampling widens the triangle by the factor (antialiasing); weights that would fall
+    outside the input are dropped and each column renormalised. This is the resampling of
+    ``jax.image.resize(..., "linear", antialias=True)``, computed in NumPy so that no new shape
+    is compiled per image size.
+    """
+    inv_scale = in_size / out_size
+    kernel_scale = max(inv_scale, 1.0)
+    sample = (np.arange(out_size, dtype=np.float64) + 0.5) * inv_scale - 0.5
+    distance = np.abs(sample[None, :] - np.arange(in_size, dtype=np.float64)[:, None]) / kernel_scale
+    weights = np.maximum(0.0, 1.0 - distance)
+    return (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
+
+
+def resize_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[H, W, C] resized to [height, width, C] linearly (antialiased when shrinking), in NumPy."""
+    rows = linear_resize_weights(image.shape[0], height)
+    cols = linear_resize_weights(image.shape[1], width)
+    out = np.tensordot(rows, np.asarray(image, np.float32), axes=([0], [0]))  # [height, W, C]
+    return np.einsum("wx,hwc->hxc", cols, out, optimize=True)
 
 
 def colorize_arrays(
@@ -208,7 +246,7 @@ def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.nd
 def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
     rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
     L_full = [lightness(rgb) for rgb in rgbs]
-    L_small = [jax.image.resize(L, (size, size, 1), method="linear", antialias=True) for L in L_full]
+    L_small = [resize_linear(L, size, size) for L in L_full]
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
     ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]

@@ -1,0 +1,12 @@
+"""A local colorization page for a checkpoint: ``colorjax demo --checkpoint DIR``.
+
+From Python: ``colorjax.demo.serve(checkpoint, port=8765)`` blocks until Ctrl-C;
+``colorjax.demo.start(checkpoint)`` serves in a background thread and returns a handle with its
+``url`` and ``stop()``. Serving needs the optional extra ``demo`` (starlette, uvicorn); the
+inference (:class:`DemoEngine`) does not.
+"""
+
+from colorjax.demo.engine import DEFAULT_MAX_PIXELS, DemoEngine, ModelInfo, UploadError
+from colorjax.demo.server import DEFAULT_PORT, DemoServer, serve, start
+
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_PORT", "DemoEngine", "DemoServer", "ModelInfo", "UploadError", "serve", "start"]

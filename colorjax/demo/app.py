@@ -1,0 +1,125 @@
+"""The demo's web server: a small Starlette app serving one hand-written page and a JSON API.
+
+Routes (all on 127.0.0.1 by default):
+
+- ``GET /``: the page (``page.html``, plain HTML and JavaScript, no build step);
+- ``GET /api/model``: the model's facts, or the error that kept the checkpoint from loading;
+- ``POST /api/colorize?name=FILE&temperature=T``: the file's bytes as the body; returns JSON with the
+  gray and colorized images as PNG data URLs and the milliseconds each stage took;
+- ``POST /api/recolor`` ``{"upload_id": N, "temperature": T}``: the last upload at another temperature.
+
+A refused upload answers 4xx with ``{"error": message}``; the message is shown on the page and
+logged. The model runs in a worker thread, so the server keeps answering while it computes.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.resources
+import json
+import logging
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from colorjax.demo.engine import DemoEngine, Rendering, UnknownUploadError, UploadError
+
+log = logging.getLogger("colorjax.demo")
+
+# Request bodies above this are refused before they are read (the pixel limit applies after).
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def page_html() -> str:
+    return importlib.resources.files("colorjax.demo").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _rendering_json(result: Rendering) -> dict:
+    body = {
+        "upload_id": result.upload_id, "name": result.name, "width": result.width, "height": result.height,
+        "temperature": result.temperature, "colorized": _data_url(result.colorized_png),
+        "timings_ms": result.timings_ms,
+    }
+    if result.gray_png is not None:
+        body["gray"] = _data_url(result.gray_png)
+    return body
+
+
+def _refuse(status: int, message: str) -> JSONResponse:
+    log.warning("refused: %s", message)
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def make_app(
+    engine: DemoEngine | None, *, load_error: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+) -> Starlette:
+    """The app for a loaded ``engine``, or (``engine`` None) one that shows ``load_error`` on the page."""
+    page = page_html()
+
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def model(request: Request) -> JSONResponse:
+        if engine is None:
+            return JSONResponse({"error": load_error or "no model loaded"}, status_code=503)
+        return JSONResponse(engine.info.as_dict())
+
+    async def colorize(request: Request) -> JSONResponse:
+        if engine is None:
+            return _refuse(503, f"no model loaded: {load_error}")
+        name = request.query_params.get("name") or "upload"
+        try:
+            temperature = float(request.query_params.get("temperature", "0.38"))
+        except ValueError:
+            return _refuse(400, f"{name}: temperature must be a number")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_upload_bytes:
+            return _refuse(413, f"{name}: {int(declared) / 2**20:.0f} MB is more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
+        data = await request.body()
+        if len(data) > max_upload_bytes:
+            return _refuse(413, f"{name}: more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
+        try:
+            result = await run_in_threadpool(engine.colorize, data, name, temperature)
+        except (UploadError, ValueError) as error:
+            return _refuse(400, str(error))
+        except Exception as error:  # noqa: BLE001 - one bad upload must not stop the server
+            log.exception("failed on %s", name)
+            return _refuse(500, f"{name}: colorizing failed ({type(error).__name__}: {error})")
+        log.info("colorized %s (%d x %d) in %.0f ms %s", name, result.width, result.height,
+                 result.timings_ms["total"], result.timings_ms)
+        return JSONResponse(_rendering_json(result))
+
+    async def recolor(request: Request) -> JSONResponse:
+        if engine is None:
+            return _refuse(503, f"no model loaded: {load_error}")
+        try:
+            body = json.loads(await request.body())
+            upload_id, temperature = int(body["upload_id"]), float(body["temperature"])
+        except (ValueError, KeyError, TypeError):
+            return _refuse(400, 'recolor needs JSON {"upload_id": N, "temperature": T}')
+        try:
+            result = await run_in_threadpool(engine.recolor, upload_id, temperature)
+        except UnknownUploadError as error:
+            return _refuse(409, error.args[0])
+        except ValueError as error:
+            return _refuse(400, str(error))
+        except Exception as error:  # noqa: BLE001
+            log.exception("recolor failed")
+            return _refuse(500, f"recolor failed ({type(error).__name__}: {error})")
+        log.info("recolored upload %d at T = %.2f in %.0f ms", upload_id, temperature, result.timings_ms["total"])
+        return JSONResponse(_rendering_json(result))
+
+    routes = [
+        Route("/", index),
+        Route("/api/model", model),
+        Route("/api/colorize", colorize, methods=["POST"]),
+        Route("/api/recolor", recolor, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

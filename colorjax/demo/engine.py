@@ -1,0 +1,318 @@
+"""The demo's inference: ``colorjax colorize``'s path, split so a temperature change only re-decodes.
+
+One upload: bytes -> header checked against a pixel limit -> decoded like every input
+(:func:`colorjax.data.decode_image`) -> full-resolution L -> L resized to the model's size -> model
+-> its output at the model's resolution (Q-bin logits or ab), kept for the last upload -> ab at
+temperature T -> joined with the full-resolution L (:func:`colorjax.inference.colorize.join_full_resolution`).
+
+The model runs on one compiled shape, [1, size, size, 1]; resizing runs in NumPy and the
+full-resolution pixel work in fixed-size chunks, so an upload of a new size compiles nothing. A
+temperature change re-runs only the decoding of the cached logits and the join.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from colorjax.inference.colorize import (
+    DEFAULT_SIZE,
+    DEFAULT_TEMPERATURE,
+    check_size,
+    checkpoint_directory,
+    join_full_resolution,
+    lightness,
+    predict_ab_batch,
+    resize_linear,
+)
+from colorjax.models.layers import for_inference
+
+log = logging.getLogger("colorjax.demo")
+
+# Uploads larger than this many pixels are refused from their header, before any pixel is decoded
+# (a 50-megapixel photo takes about 1 GB of working memory on the way through).
+DEFAULT_MAX_PIXELS = 50_000_000
+# The temperatures the page's slider covers (0 = the mode of each pixel's distribution, 1 = its mean).
+TEMPERATURE_RANGE = (0.0, 1.0)
+# PNGs sent to the page are lossless but barely compressed: encoding time counts in every slider move.
+PNG_COMPRESS_LEVEL = 1
+
+
+class UploadError(ValueError):
+    """An upload the demo refuses; the message names the file and the problem (shown on the page)."""
+
+
+class UnknownUploadError(KeyError):
+    """A temperature change for an upload that is no longer cached (a newer one replaced it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the page shows about the model."""
+
+    name: str
+    checkpoint: str
+    step: int
+    backbone: str
+    width: float
+    head: str
+    bins: int | None  # Q of a classification head
+    training_data: str
+    size: int  # the side the model sees
+    takes_hints: bool
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendering:
+    """One result sent to the page: PNGs and the milliseconds each stage took."""
+
+    upload_id: int
+    name: str
+    width: int
+    height: int
+    temperature: float | None  # None for a regression model
+    colorized_png: bytes
+    gray_png: bytes | None  # only with a new upload
+    timings_ms: dict[str, float]
+
+
+@dataclasses.dataclass
+class _Upload:
+    upload_id: int
+    name: str
+    L_full: np.ndarray  # [H, W, 1]
+    output: jax.Array  # [h, w, Q] logits or [h, w, 2] ab at the model's output resolution
+
+
+def read_checkpoint_facts(directory: Path, step: int | None) -> tuple[int, dict | None]:
+    """``(step, training config or None)``: the config is there when ``colorjax train`` wrote it."""
+    from colorjax import checkpointing
+
+    with checkpointing.checkpoint_manager(directory, read_only=True) as manager:
+        step = checkpointing.resolve_step(manager, directory, step)
+        if "train_state" not in checkpointing.saved_items(directory, step):
+            return step, None
+        import orbax.checkpoint as ocp
+
+        restored = manager.restore(step, args=ocp.args.Composite(train_state=ocp.args.JsonRestore()))
+        return step, restored["train_state"].get("config")
+
+
+def describe_training_data(train_config: dict | None) -> str:
+    if not train_config:
+        return "not recorded (a saved model, not a training run)"
+    data = train_config.get("data", {})
+    spec = data.get("spec", "?")
+    name = "the photos scikit-image and scikit-learn ship" if spec == "embedded" else spec
+    method = train_config.get("method")
+    crop = data.get("crop_size")
+    parts = [name] + ([f"{crop} px crops"] if crop else []) + ([f"method {method}"] if method else [])
+    return ", ".join(str(p) for p in parts)
+
+
+def model_name(path: Path) -> str:
+    """The folder a user would call the model by: a training workdir's name, not ``checkpoints``."""
+    path = path.absolute()
+    return path.parent.name if path.name == "checkpoints" else path.name
+
+
+def check_upload_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the image header; an UploadError when over ``max_pixels`` or unreadable.
+
+    Only the header is parsed here: an oversized image is refused before any pixel is decoded.
+    """
+    from colorjax.data import BadImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise UploadError(
+            f"{name}: refused: its header declares more than {limit / 1e6:.0f} megapixels; "
+            f"this demo takes at most {max_pixels / 1e6:.0f} megapixels"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - the decoder below names the problem precisely
+        try:
+            from colorjax.data import decode_image
+
+            decode_image(data, name)
+        except BadImageError as bad:
+            raise UploadError(str(bad)) from None
+        raise UploadError(f"{name}: unreadable image ({error})") from None
+    if width * height > max_pixels:
+        raise UploadError(
+            f"{name}: refused: {width} x {height} = {width * height / 1e6:.1f} megapixels exceeds "
+            f"this demo's limit of {max_pixels / 1e6:.0f} megapixels (--max-pixels)"
+        )
+    return width, height
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of an uploaded file, decoded like every colorjax input."""
+    from colorjax.data import BadImageError, decode_image
+
+    if not data:
+        raise UploadError(f"{name}: the file is empty")
+    check_upload_size(data, name, max_pixels)
+    try:
+        return np.asarray(decode_image(data, name).image)
+    except BadImageError as error:
+        raise UploadError(str(error)) from None
+
+
+def gray_from_lightness(L: np.ndarray) -> np.ndarray:
+    """uint8 sRGB gray [H, W] of CIE L [H, W, 1] in [0, 100] (a = b = 0, D65 white), in NumPy."""
+    f = (np.asarray(L[..., 0], np.float64) + 16.0) / 116.0
+    delta = 6.0 / 29.0
+    y = np.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
+    srgb = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0), 1 / 2.4) - 0.055)
+    return np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+@nnx.jit
+def _model_output(model: nnx.Module, L_small: jax.Array) -> jax.Array:
+    """The head's output covering L [B, S, S, 1] (edge-padded by the backbone's border first)."""
+    pad = getattr(model, "border", 0)
+    if pad:
+        L_small = jnp.pad(L_small, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return model(L_small)
+
+
+@nnx.jit
+def _decode_logits(head: nnx.Module, logits: jax.Array, temperature: jax.Array) -> jax.Array:
+    return head.decode(logits, temperature)
+
+
+class DemoEngine:
+    """A loaded model and the last upload's model output; thread-safe (one run at a time)."""
+
+    def __init__(self, model: nnx.Module, info: ModelInfo, *, max_pixels: int = DEFAULT_MAX_PIXELS):
+        check_size(model, info.size)
+        self.model = for_inference(model)
+        self.info = info
+        self.max_pixels = max_pixels
+        self.classification = info.head == "classification"
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._last: _Upload | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, *, step: int | None = None, size: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> DemoEngine:
+        """Load a saved model or training workdir; ``size`` defaults to the training crop, else 256."""
+        from colorjax.checkpointing import load_model
+
+        directory = checkpoint_directory(path)
+        model, model_config, _ = load_model(directory, step)
+        directory = Path(directory).absolute()
+        if (directory / "checkpoints").is_dir():
+            directory = directory / "checkpoints"
+        step, train_config = read_checkpoint_facts(directory, step)
+        crop = ((train_config or {}).get("data") or {}).get("crop_size")
+        head = model_config.get("head", "?")
+        info = ModelInfo(
+            name=model_name(directory),
+            checkpoint=str(directory),
+            step=step,
+            backbone=str(model_config.get("backbone", "?")),
+            width=float(model_config.get("width", 1.0)),
+            head=head,
+            bins=int(model.head.channels) if head == "classification" else None,
+            training_data=describe_training_data(train_config),
+            size=int(size or crop or DEFAULT_SIZE),
+            takes_hints=bool(getattr(model, "takes_hints", False)),
+        )
+        return cls(model, info, max_pixels=max_pixels)
+
+    def warm_up(self) -> float:
+        """Compile the model, the decoding and the pixel functions once; returns the seconds taken."""
+        start = time.perf_counter()
+        tiny = np.full((8, 8, 3), 128, np.uint8)
+        with self._lock:
+            self._render(_Upload(0, "warm-up", lightness(tiny), self._run_model(lightness(tiny))), DEFAULT_TEMPERATURE)
+        return time.perf_counter() - start
+
+    def colorize(self, data: bytes, name: str, temperature: float = DEFAULT_TEMPERATURE) -> Rendering:
+        """Colorize an uploaded file; it becomes the cached upload that :meth:`recolor` changes."""
+        temperature = self._check_temperature(temperature)
+        with self._lock:
+            t0 = time.perf_counter()
+            rgb = decode_upload(data, name, self.max_pixels)
+            L_full = lightness(rgb)
+            t1 = time.perf_counter()
+            upload = _Upload(next(self._ids), name, L_full, self._run_model(L_full))
+            t2 = time.perf_counter()
+            self._last = upload
+            colorized = self._render(upload, temperature)
+            gray_png = encode_png(gray_from_lightness(L_full))
+            t3 = time.perf_counter()
+        timings = {"decode": 1e3 * (t1 - t0), "model": 1e3 * (t2 - t1), "render": 1e3 * (t3 - t2), "total": 1e3 * (t3 - t0)}
+        return self._rendering(upload, temperature, colorized, gray_png, timings)
+
+    def recolor(self, upload_id: int, temperature: float) -> Rendering:
+        """The cached upload decoded at another temperature (the model does not run again)."""
+        temperature = self._check_temperature(temperature)
+        with self._lock:
+            upload = self._last
+            if upload is None or upload.upload_id != upload_id:
+                raise UnknownUploadError(f"upload {upload_id} is no longer cached; upload the image again")
+            t0 = time.perf_counter()
+            colorized = self._render(upload, temperature)
+            t1 = time.perf_counter()
+        return self._rendering(upload, temperature, colorized, None, {"render": 1e3 * (t1 - t0), "total": 1e3 * (t1 - t0)})
+
+    def _check_temperature(self, temperature: float) -> float:
+        temperature = float(temperature)
+        low, high = TEMPERATURE_RANGE
+        if not low <= temperature <= high:
+            raise ValueError(f"temperature {temperature} is outside [{low}, {high}]")
+        return temperature
+
+    def _run_model(self, L_full: np.ndarray) -> jax.Array:
+        """The model's output at its resolution for one image: logits (classification) or ab."""
+        size = self.info.size
+        L_small = jnp.asarray(resize_linear(L_full, size, size))[None]
+        if self.classification:
+            return _model_output(self.model, L_small)[0]
+        return predict_ab_batch(self.model, L_small, DEFAULT_TEMPERATURE)[0]
+
+    def _render(self, upload: _Upload, temperature: float) -> bytes:
+        ab = upload.output
+        if self.classification:
+            ab = _decode_logits(self.model.head, ab, jnp.float32(temperature))
+        return encode_png(join_full_resolution(upload.L_full, ab))
+
+    def _rendering(self, upload, temperature, colorized, gray_png, timings) -> Rendering:
+        height, width = upload.L_full.shape[:2]
+        return Rendering(
+            upload_id=upload.upload_id, name=upload.name, width=width, height=height,
+            temperature=temperature if self.classification else None, colorized_png=colorized,
+            gray_png=gray_png, timings_ms={k: round(v, 1) for k, v in timings.items()},
+        )
