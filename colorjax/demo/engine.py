@@ -226,7 +226,8 @@ class DemoEngine:
         cls, path: str | os.PathLike, *, step: int | None = None, size: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> DemoEngine:
-        """Load a saved model or training workdir; ``size`` defaults to the training crop, else 256."""
+        """Load a saved model or training workdir; ``size`` defaults to the size saved in the checkpoint
+        (the training crop), else 256."""
         from colorjax.checkpointing import load_model
 
         directory = checkpoint_directory(path)
@@ -235,7 +236,9 @@ class DemoEngine:
         if (directory / "checkpoints").is_dir():
             directory = directory / "checkpoints"
         step, train_config = read_checkpoint_facts(directory, step)
-        crop = ((train_config or {}).get("data") or {}).get("crop_size")
+        from colorjax.checkpointing import inference_defaults
+
+        crop = inference_defaults(model_config)["size"] or ((train_config or {}).get("data") or {}).get("crop_size")
         head = model_config.get("head", "?")
         info = ModelInfo(
             name=model_name(directory),
