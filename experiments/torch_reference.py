@@ -96,8 +96,9 @@ class _UNetBlock(nn.Module):
 class Pix2PixGeneratorTorch(nn.Module):
     """pix2pix U-Net generator: L in [0, 100] -> 110 * tanh(.) ab, ``num_downs`` levels."""
 
-    def __init__(self, num_downs: int = 8, width: float = 1.0, num_dropout: int = 3):
+    def __init__(self, num_downs: int = 8, width: float = 1.0, num_dropout: int | None = None):
         super().__init__()
+        num_dropout = max(num_downs - 5, 0) if num_dropout is None else num_dropout  # the authors' unet_256
         inner = [scaled(64 * min(2**i, 8), width) for i in range(num_downs)]
         block = None
         for i in reversed(range(num_downs)):

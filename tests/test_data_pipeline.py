@@ -220,3 +220,20 @@ def test_imagenet_samples_folder_builds_and_reads(tmp_path):
     iterator = iter(loader)
     sizes = [b.shape[0] for b in batches(loader, iterator=iterator)]
     assert sum(sizes) + iterator.counters["gray_dropped"] == len(loader) == 25
+
+
+def test_each_shard_draws_its_own_crops_and_flips(tmp_path):
+    """Two shards (two hosts) of eight copies of one image: the j-th image of each shard is the same
+    picture, so only the seed tells their crops and flips apart."""
+    pixels = colourful(32, 64, 3)  # shorter side = crop size: crops are exact windows
+    spec = save_folder(tmp_path / "copies" / "train", {f"{i}.png": pixels for i in range(8)})
+    windows = {digest(pixels[:, x : x + 32]): ("plain", x) for x in range(33)}
+    windows |= {digest(pixels[:, x : x + 32][:, ::-1]): ("flipped", x) for x in range(33)}
+    common = dict(crop_size=32, batch_size=1, train=True, seed=5, shard_count=2, data_dir=tmp_path / "d")
+    draws = [[windows[digest(b[0])] for b in batches(make_loader(spec, "train", shard_index=i, **common), 16)]
+             for i in range(2)]
+    assert draws[0] != draws[1]
+    assert sum(a != b for a, b in zip(*draws)) >= 8  # not one coincidence: most of the 16 differ
+    again = [windows[digest(b[0])] for b in batches(make_loader(spec, "train", shard_index=1, **common), 16)]
+    assert again == draws[1]  # still a function of the seed and the shard
+    assert pipeline.shard_seed(5, 0) == 5 and len({pipeline.shard_seed(5, i) for i in range(64)}) == 64

@@ -105,3 +105,28 @@ def test_pix2pix_unet_256_levels_and_dropout_placement():
     assert [level.down.out_features for level in levels] == [64, 128, 256, 512, 512, 512, 512, 512]
     assert [level.dropout is not None for level in levels] == [False] * 4 + [True] * 3 + [False]
     assert levels[0].down_norm is None and levels[-1].down_norm is None and levels[0].up_norm is None
+
+
+@pytest.mark.parametrize("num_downs", [5, 6, 7, 8, 9])
+def test_pix2pix_dropout_is_on_the_num_downs_minus_5_inner_levels_of_width_512(num_downs):
+    """The authors' unet_256 builds, from the inside out: the innermost block, num_downs - 5 blocks
+    of 8 x 64 channels with dropout, then the 512 -> 256 -> 128 -> 64 blocks and the outermost."""
+    model = abstract(lambda: build_model("pix2pix", "regression", num_downs=num_downs, rngs=nnx.Rngs(0)))
+    levels = model.backbone.levels
+    with_dropout = [i for i, level in enumerate(levels) if level.dropout is not None]
+    assert with_dropout == list(range(4, num_downs - 1)) and len(with_dropout) == num_downs - 5
+    assert all(levels[i].down.in_features == levels[i].down.out_features == 512 for i in with_dropout)
+
+
+@pytest.mark.parametrize("num_downs, stochastic", [(5, False), (6, True)])
+def test_pix2pix_training_outputs_vary_only_where_the_authors_put_dropout(num_downs, stochastic):
+    model = build_model("pix2pix", "regression", width=1 / 32, num_downs=num_downs, rngs=nnx.Rngs(0))
+    model.train()
+    L = jax.random.uniform(jax.random.key(1), (2, 64, 64, 1), maxval=100.0)
+    first, second = model(L), model(L)
+    assert bool(jnp.any(first != second)) == stochastic
+
+
+def test_pix2pix_explicit_num_dropout_still_overrides_the_rule():
+    model = abstract(lambda: build_model("pix2pix", "regression", num_downs=6, num_dropout=3, rngs=nnx.Rngs(0)))
+    assert [level.dropout is not None for level in model.backbone.levels] == [False, False, True, True, True, False]

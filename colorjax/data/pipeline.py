@@ -7,8 +7,8 @@ gray and bad images, batch.  Batches are ``{"rgb": uint8 [B, S, S, 3]}``; the La
 soft-encoding run on the device in the jitted step (``colorjax.color.rgb_uint8_to_lab``), which
 keeps host work and host-to-device bytes (3 bytes a pixel) at their minimum.
 
-Every random choice is a function of ``seed`` and the element's position, so a run is
-reproducible, and ``iterator.get_state()`` / ``set_state()`` resume it exactly, counters included.
+Every random choice is a function of ``seed``, the shard and the element's position, so a run is
+reproducible, each shard (each host, in training) draws its own crops and flips, and ``iterator.get_state()`` / ``set_state()`` resume it exactly, counters included.
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def make_loader(
     if epoch_length == 0:
         raise ValueError(f"{source.description}: shard {shard_index} of {shard_count} has no images")
     dataset = dataset.map_with_index(TagRecord(source.description, source.image_key, epoch_length))
+    seed = shard_seed(seed, shard_index)
     if train:
         dataset = dataset.shuffle(seed=seed)
     dataset = dataset.repeat(num_epochs if num_epochs is not None else (None if train else 1))
@@ -158,6 +159,16 @@ def make_loader(
         _parse_absl_flags()
         stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
     return Loader(stream, batch_size=batch_size, drop_remainder=train, epoch_length=epoch_length, description=source.description)
+
+
+def shard_seed(seed: int, shard_index: int) -> int:
+    """The seed of shard ``shard_index``'s shuffle, crops and flips: ``seed`` with the shard index
+    (the process index, in training) folded in, so that no two hosts give their j-th images the
+    same crop and flip. Shard 0 keeps ``seed`` itself, so single-host runs draw what they drew
+    before the index was folded in."""
+    if shard_index == 0:
+        return seed
+    return int(np.random.SeedSequence((seed, shard_index)).generate_state(1, np.uint32)[0])
 
 
 def _parse_absl_flags() -> None:

@@ -3,8 +3,11 @@
 Generator ``unet_256`` (REFERENCE section 3): ``num_downs`` 4 x 4 stride-2 convolutions down
 (64, 128, 256, 512, 512 ...), mirrored 4 x 4 stride-2 transposed convolutions up, each level's
 input concatenated with its up path; BatchNorm on every level but the outermost (and the innermost
-down), LeakyReLU 0.2 before each down conv and ReLU before each up conv, dropout 0.5 after the up
-path of the ``num_dropout`` levels just inside the innermost one, as in the authors' code. Input
+down), LeakyReLU 0.2 before each down conv and ReLU before each up conv. Dropout 0.5 follows the up
+path of the levels between the innermost one and the four outer ones whose widths grow (64, 128,
+256, 512): the ``num_downs - 5`` levels of width 8 x 64 that the authors' ``unet_256`` stacks
+around its innermost block with ``use_dropout`` (3 levels at ``num_downs=8``, 1 at 6, none below
+6). Input
 L / 50 - 1; the outermost transposed conv gives the head's channels (the head's tanh x 110 is
 pix2pix's tanh output). ``num_downs=8`` needs 256 px; 6 works at 64 px.
 
@@ -25,6 +28,9 @@ from colorjax.models.layers import PIX2PIX_INIT, batch_norm, block_output, conv,
 BASE_CHANNELS = 64  # ngf = ndf = 64 (pix2pix)
 MAX_MULTIPLIER = 8  # channels stop growing at 8 x 64 = 512
 DROPOUT_RATE = 0.5  # pix2pix
+# Levels of the authors' unet_256 that have no dropout: the four widening outer levels (64 ... 512
+# channels) and the innermost one; the num_downs - 5 levels in between all carry dropout.
+LEVELS_WITHOUT_DROPOUT = 5
 L_CENTRE = 50.0  # pix2pix feeds L / 50 - 1
 BN_SCALE_INIT = nnx.initializers.normal(0.02)  # shifted by +1 below: N(1, 0.02)
 
@@ -70,8 +76,12 @@ class Pix2PixGenerator(nnx.Module):
     output_stride = 1
     border = 0
 
-    def __init__(self, out_channels: int, *, width: float = 1.0, num_downs: int = 8, num_dropout: int = 3,
+    def __init__(self, out_channels: int, *, width: float = 1.0, num_downs: int = 8, num_dropout: int | None = None,
                  activation: str | None = None, batch_norm: bool = True, rngs: nnx.Rngs):
+        """``num_dropout``: how many levels just outside the innermost one have dropout; None (the
+        default) is the authors' ``max(num_downs - 5, 0)``."""
+        if num_dropout is None:
+            num_dropout = max(num_downs - LEVELS_WITHOUT_DROPOUT, 0)
         if num_downs < 2 or not 0 <= num_dropout <= num_downs - 2:
             raise ValueError(f"pix2pix needs num_downs >= 2 and 0 <= num_dropout <= num_downs - 2, "
                              f"got {num_downs}, {num_dropout}")
