@@ -27,6 +27,7 @@ from PIL import Image
 
 from colorjax import color
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.inference.host_work import enlarge_ab, pipelined, shrink_lightness
 from colorjax.models.layers import for_inference
 from colorjax.models.model import INFERENCE_SIZE
 
@@ -180,7 +181,7 @@ def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
     """Bilinear-upsample ab [h, w, 2] to L's [H, W] and return the joined image as uint8 sRGB."""
     H, W = L_full.shape[:2]
-    ab = jax.image.resize(ab_small, (H, W, 2), method="bilinear")
+    ab = enlarge_ab(np.asarray(ab_small), H, W)  # numpy: no program traced per image size
     return map_pixels(_lab_pixels_to_uint8, L_full, ab)
 
 
@@ -208,7 +209,7 @@ def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.nd
 def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
     rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
     L_full = [lightness(rgb) for rgb in rgbs]
-    L_small = [jax.image.resize(L, (size, size, 1), method="linear", antialias=True) for L in L_full]
+    L_small = [shrink_lightness(L, size) for L in L_full]  # numpy: no program traced per image size
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
     ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
@@ -251,23 +252,31 @@ def colorize_files(
     todo = find_images(inputs)
     summary = ColorizeSummary()
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        loaded, names = [], []
-        for path, name in todo[start : start + batch_size]:
-            try:
-                loaded.append(load_image(path))
-                names.append(name)
-            except (BadImageError, OSError) as error:
-                summary.failed[str(path)] = str(error)
-                if on_error is not None:
-                    on_error(path, str(error))
-                bar.update(1)
-        if loaded:
-            colorized = _colorize_arrays(model, loaded, size, temperature, batch_size)
-            for rgb, name in zip(colorized, names):
-                target = Path(out_dir) / name.with_name(name.name + suffix)
-                save_image(rgb, target, fmt)
-                summary.written.append(target)
-            bar.update(len(loaded))
+
+    def load(entry):  # reader threads: decode, L at full resolution and at the model's size
+        rgb = load_image(entry[0])
+        L_full = lightness(rgb)
+        return L_full, shrink_lightness(L_full, size)
+
+    def run_batch(loaded):  # this thread: one device call per batch, one compiled shape
+        L_small = [small for _, small in loaded]
+        L_small += [L_small[-1]] * (batch_size - len(L_small))
+        return np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature))[: len(loaded)]
+
+    def finish(entry, loaded, ab_small):  # writer threads: full-resolution Lab -> sRGB, encode, write
+        target = Path(out_dir) / entry[1].with_name(entry[1].name + suffix)
+        save_image(join_full_resolution(loaded[0], ab_small), target, fmt)
+        return target
+
+    for (path, _), target, error in pipelined(todo, load, run_batch, finish, batch_size=batch_size):
+        if error is None:
+            summary.written.append(target)
+        elif isinstance(error, (BadImageError, OSError)):
+            summary.failed[str(path)] = str(error)
+            if on_error is not None:
+                on_error(path, str(error))
+        else:
+            raise error
+        bar.update(1)
     bar.close()
     return summary
