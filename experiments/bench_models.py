@@ -107,6 +107,11 @@ def _memory_mib(compiled) -> float:
 
 # ---- the two models, JAX side --------------------------------------------------------------------
 
+def _flops(analysis) -> float:
+    """FLOPs from a cost analysis: a dict, or (some jax versions and backends) a list of one dict."""
+    return float((analysis[0] if isinstance(analysis, (list, tuple)) else analysis)["flops"])
+
+
 def _prior(centres: np.ndarray) -> ColourPrior:
     """A non-uniform prior (random counts), so that no rebalancing weight folds into a constant."""
     counts = np.random.default_rng(0).gamma(0.5, 1.0, len(centres)).astype(np.float32) + 1e-3
@@ -152,7 +157,7 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
     # A second function object for counting the model's FLOPs: JAX caches a trace per function, and
     # the layers choose their convolution algorithm when traced.
-    train.model_flops = lambda state, batch: jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis()["flops"]
+    train.model_flops = lambda state, batch: _flops(jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis())
 
     def make_infer(state):
         # copies: the training step donates (deletes) the state's buffers

@@ -80,3 +80,15 @@ def test_photos_of_new_sizes_compile_nothing(tmp_path):
     assert compiles == []
     for i, (h, w) in enumerate([(37, 52), (90, 61), (23, 23), (64, 100), (51, 33)]):
         assert np.asarray(Image.open(tmp_path / "out" / f"{i}.png")).shape == (h, w, 3)
+
+
+def test_linear_rgb_gamut_test_equals_the_srgb_one():
+    from colorjax import color
+    from colorjax.inference.colorize import _inside_gamut
+
+    rng = np.random.default_rng(3)
+    lab = np.stack([rng.uniform(0, 100, 200_000), rng.uniform(-110, 110, 200_000), rng.uniform(-110, 110, 200_000)], -1)
+    lab = jnp.asarray(lab, jnp.float32)
+    fast, reference = np.asarray(_inside_gamut(lab)), ~np.asarray(color.out_of_gamut(lab))
+    assert 0.05 < reference.mean() < 0.95  # both kinds of colour are in the sample
+    assert (fast != reference).mean() < 1e-4  # float32 rounding at the boundary only
