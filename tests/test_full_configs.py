@@ -105,7 +105,18 @@ def test_full_scale_config_starts_and_trains_on_imagenet2012(name, kwargs, image
     config = _full_config(name, kwargs)
     assert config.data.spec == "imagenet2012" and config.data.crop_size >= 176  # the full scale itself
     overrides = REDUCED + (NOGAN_PHASES if config.method == "nogan" else []) + [f"data.data_dir={imagenet2012}"]
-    summary = train(apply_overrides(config, overrides), tmp_path / "run")
+    config = apply_overrides(config, overrides)
+    if config.loss.perceptual_weight > 0:  # the perceptual loss needs converted VGG16 weights: here small random ones
+        from flax import nnx
+
+        from colorjax.models import VGG16Features
+        from colorjax.models.vgg16 import save_vgg16
+
+        with pytest.raises(ValueError, match="colorjax convert vgg16"):  # what a user without them is told
+            train(config, tmp_path / "refused")
+        config.loss.vgg_checkpoint = str(tmp_path / "vgg16")
+        save_vgg16(tmp_path / "vgg16", VGG16Features(tuple(config.loss.vgg_layers), width=1 / 16, rngs=nnx.Rngs(0)), 1 / 16)
+    summary = train(config, tmp_path / "run")
     expected_steps = 3 if config.method == "nogan" else 2
     assert summary["steps"] == expected_steps
     assert {r["phase"] for r in summary["train"]} == (
