@@ -7,6 +7,9 @@
 # dependencies: the rest is on the machine), checks that the project itself installs offline, then
 # runs experiments/device_check.py on the data copy in .devdata/ and writes OUT_DIR/device_check.json
 # and OUT_DIR/device_check.md (with OUT_DIR/install.log and OUT_DIR/device_check.log beside them).
+# Beforehand, on a machine with PyPI: `python experiments/prepare_device.py all` (both folders are
+# git-ignored; the call that runs this script must carry .whl and .devdata with the working tree).
+# Everything together takes at most 8 minutes on an H100: the parts share a 420 s budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bash experiments/device_check.sh OUT_DIR [device_check.py options]}
