@@ -39,10 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import torch
 from flax import nnx
 
-import bench_torch
 from colorjax.bins import soft_encode, zhang_bins
 from colorjax.models import layers, winograd
 from colorjax.prior import ColourPrior
@@ -88,6 +86,8 @@ def matmul_peak(framework: str, repeats: int = 5) -> float:
         dot = jax.jit(jnp.dot)
         seconds, _ = measure(lambda: dot(ja, jb).block_until_ready(), repeats)
     else:
+        import torch
+
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         seconds, _ = measure(lambda: torch.mm(ta, tb), repeats)
     return 2 * MATMUL_SIZE**3 / seconds
@@ -106,6 +106,11 @@ def _memory_mib(compiled) -> float:
 
 
 # ---- the two models, JAX side --------------------------------------------------------------------
+
+def _flops(analysis) -> float:
+    """FLOPs from a cost analysis: a dict, or (some jax versions and backends) a list of one dict."""
+    return float((analysis[0] if isinstance(analysis, (list, tuple)) else analysis)["flops"])
+
 
 def _prior(centres: np.ndarray) -> ColourPrior:
     """A non-uniform prior (random counts), so that no rebalancing weight folds into a constant."""
@@ -152,7 +157,7 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
     # A second function object for counting the model's FLOPs: JAX caches a trace per function, and
     # the layers choose their convolution algorithm when traced.
-    train.model_flops = lambda state, batch: jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis()["flops"]
+    train.model_flops = lambda state, batch: _flops(jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis())
 
     def make_infer(state):
         # copies: the training step donates (deletes) the state's buffers
@@ -190,6 +195,8 @@ def preprocessing(objective: steps.Objective):
 
 
 def torch_case(model: str, size: int, width: float):
+    import bench_torch  # torch only where PyTorch runs: the JAX cases never load it
+
     if model == "eccv16":
         centres = zhang_bins()
         # Random positive rebalancing weights (numpy, so that this process runs no JAX computation).
@@ -241,6 +248,8 @@ def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorith
 
 
 def torch_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm=None) -> dict:
+    import torch
+
     ref = torch_case(model, size, width)
     rgb, L = _inputs(size, batch)
     rgb_t, L_t = torch.from_numpy(rgb), torch.from_numpy(L).permute(0, 3, 1, 2).contiguous()
@@ -256,6 +265,8 @@ def peak_measure(framework: str) -> dict:
 
 def worker(args) -> None:
     """One measurement in this fresh process, printed as one JSON line."""
+    import torch
+
     torch.set_num_threads(os.cpu_count())  # XLA:CPU uses every core; PyTorch the same number
     if args.worker.endswith("peak"):
         result = peak_measure(args.worker.split("-")[0])
@@ -343,6 +354,8 @@ def main() -> None:
     grid = args.grid or (QUICK_GRID if args.quick else DEFAULT_GRID)
     args.repeats = repeats = args.repeats or (2 if args.quick else 3)
     cases = [tuple(int(v) for v in item.split("x")) for item in grid.split(",")]
+    import torch
+
     threads = os.cpu_count()
     started = time.perf_counter()
     jax_peak = in_subprocess(args, "jax-peak")["flops_per_s"]

@@ -31,7 +31,8 @@ def rgb_uint8_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> Lab float32 [B, 3, H, W] (scikit-image's formulas, as colorjax.color)."""
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
     linear = torch.where(x > 0.04045, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
-    matrix = torch.tensor(XYZ_FROM_RGB, dtype=torch.float32) / torch.tensor(D65_WHITE, dtype=torch.float32)[:, None]
+    matrix = (torch.tensor(XYZ_FROM_RGB, dtype=torch.float32, device=rgb.device)
+              / torch.tensor(D65_WHITE, dtype=torch.float32, device=rgb.device)[:, None])
     xyz = torch.einsum("ij,bjhw->bihw", matrix, linear)
     f = torch.where(xyz > 0.008856, torch.pow(xyz.clamp(min=0.008856), 1 / 3), 7.787 * xyz + 16 / 116)
     fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
@@ -81,12 +82,18 @@ def _masked_mean(pixel_map: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class ECCV16Classification:
     """ECCV16 with the Q-bin head: ``train_step(rgb)`` and ``infer(L)``."""
 
-    def __init__(self, centres, class_weights, *, width=1.0, k=5, sigma=5.0, temperature=0.38, lr=3e-5):
-        self.net = ECCV16Torch(width, num_bins=len(centres))
-        self.centres = torch.as_tensor(centres, dtype=torch.float32)
-        self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    def __init__(self, centres, class_weights, *, width=1.0, k=5, sigma=5.0, temperature=0.38, lr=3e-5, device="cpu"):
+        self.net = ECCV16Torch(width, num_bins=len(centres)).to(device)
+        self.centres = torch.as_tensor(centres, dtype=torch.float32, device=device)
+        self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
         self.k, self.sigma, self.temperature = k, sigma, temperature
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=1e-3)
+        self.loss = self._loss
+
+    def compile(self, **options) -> None:
+        """Run the forward pass and loss (and through AOTAutograd their backward) under
+        ``torch.compile(**options)``; Adam's update stays eager (its fused CUDA kernels)."""
+        self.loss = torch.compile(self._loss, **options)
 
     def _logits(self, L):
         x = (L - 50.0) / 100.0
@@ -95,15 +102,18 @@ class ECCV16Classification:
             x = block(x)
         return net.model8(x)
 
-    def train_step(self, rgb: torch.Tensor) -> float:
-        self.net.train()
+    def _loss(self, rgb: torch.Tensor) -> torch.Tensor:
         lab = rgb_uint8_to_lab(rgb)
         L, ab = lab[:, :1], lab[:, 1:]
         colourful = _colourful(ab)
         target, nearest = soft_encode(ab[:, :, ::4, ::4], self.centres, self.k, self.sigma)
-        logits = self._logits(L)
+        logits = self._logits(L).float()
         per_pixel = -(target * F.log_softmax(logits, dim=1)).sum(dim=1) * self.class_weights[nearest]
-        loss = _masked_mean(per_pixel, colourful)
+        return _masked_mean(per_pixel, colourful)
+
+    def train_step(self, rgb: torch.Tensor) -> float:
+        self.net.train()
+        loss = self.loss(rgb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -62,7 +62,9 @@ COMPILATION_CACHE = None
 
 
 def _child(workdir, overrides, *, mode="fresh", kill_after=0, devices=None, env=None, wait=True):
-    environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE, **(env or {})}
+    # COLORJAX_TEST_CHILD_PLATFORMS="" (experiments/device_check.py) runs the children on the accelerator.
+    platforms = os.environ.get("COLORJAX_TEST_CHILD_PLATFORMS", "cpu")
+    environment = {**os.environ, "JAX_PLATFORMS": platforms, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE, **(env or {})}
     if devices:
         environment["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     output = Path(workdir).with_suffix(".json")
@@ -114,6 +116,8 @@ def test_sigkill_then_resume_gives_the_same_losses(tmp_path, uninterrupted):
     losses = {**_losses([r for r in killed if r["split"] == "train"]), **_losses(resumed["train"])}
     assert losses == uninterrupted  # bitwise: every step, before and after the kill
 
+    if os.environ.get("COLORJAX_TEST_CHILD_PLATFORMS", "cpu") != "cpu":
+        return  # on an accelerator: 8 forced devices exist only on the CPU platform
     # the 1-device step-4 checkpoint restored on 8 devices continues with the same losses
     code, result = _child(tmp_path / "copy", OVERRIDES, mode="resume", devices=8)
     assert code == 0 and result["devices"] == 8, result

@@ -106,6 +106,7 @@ def _tfds_records(name: str, split: str, data_dir: str | None, image_key: str):
     _check_split(builder.info.splits.keys(), split, f"TFDS dataset {name!r}")
     if image_key not in builder.info.features:
         raise ValueError(f"TFDS dataset {name!r} has no feature {image_key!r}: {list(builder.info.features)}")
+    _restore_alternative_formats(builder)
     try:
         return builder.as_data_source(split=split, decoders=_skip_image_decoding(image_key))
     except NotImplementedError as error:
@@ -113,3 +114,17 @@ def _tfds_records(name: str, split: str, data_dir: str | None, image_key: str):
             f"TFDS dataset {name!r} in {data_dir} is stored as {builder.info.file_format.value}, which has "
             f"no random access; run `colorjax data convert {name} --data-dir {data_dir}` once"
         ) from error
+
+
+def _restore_alternative_formats(builder) -> None:
+    """Make a code-defined TFDS builder (``imagenet2012``, ...) see the array_record shards that
+    ``colorjax data convert`` added: tfds 4.9.10 restores ``dataset_info.json``'s
+    ``alternativeFileFormats`` into the builder's proto but not into the list that
+    ``as_data_source`` consults, so such a dataset stayed "tfrecord only" after conversion."""
+    from tensorflow_datasets.core import dataset_info
+
+    stored = dataset_info.read_proto_from_builder_dir(builder.data_dir)
+    known = {f.value for f in builder.info.available_file_formats()}
+    for value in stored.alternative_file_formats:
+        if value not in known:
+            builder.info.add_alternative_file_format(value)

@@ -29,6 +29,7 @@ from PIL import Image
 
 from colorjax import color
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
+from colorjax.inference.host_work import enlarge_ab, pipelined, resize_linear, shrink_lightness  # noqa: F401
 from colorjax.models.layers import for_inference
 from colorjax.models.model import INFERENCE_SIZE
 
@@ -104,12 +105,6 @@ def _unique_names(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     return unique
 
 
-# color.out_of_gamut's limits on encoded sRGB, -tol and 1 + tol, mapped back through the sRGB curve
-# (the linear segment 12.92 x below 0.0031308, the power segment above it).
-_LINEAR_LOW = -color.GAMUT_TOLERANCE / 12.92
-_LINEAR_HIGH = ((1.0 + color.GAMUT_TOLERANCE + 0.055) / 1.055) ** 2.4
-
-
 def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) -> jnp.ndarray:
     """Scale each out-of-gamut pixel's ab towards 0 until it is (just) inside sRGB; L and hue kept.
 
@@ -118,11 +113,7 @@ def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) ->
     sRGB: the transfer curve is increasing, so the test is the same without its power function.
     """
     L, ab = lab[..., :1], lab[..., 1:]
-
-    def inside(s):
-        linear = color.lab_to_linear_rgb(jnp.concatenate([L, ab * s[..., None]], axis=-1))
-        return jnp.all((linear >= _LINEAR_LOW) & (linear <= _LINEAR_HIGH), axis=-1)
-
+    inside = lambda s: _inside_gamut(jnp.concatenate([L, ab * s[..., None]], axis=-1))  # noqa: E731
     lo = jnp.where(inside(jnp.ones(lab.shape[:-1])), 1.0, 0.0)
     hi = jnp.ones(lab.shape[:-1])
     for _ in range(steps):
@@ -132,9 +123,21 @@ def fit_chroma_to_gamut(lab: jnp.ndarray, steps: int = GAMUT_BISECTION_STEPS) ->
     return jnp.concatenate([L, ab * lo[..., None]], axis=-1)
 
 
+# color.out_of_gamut's bounds on sRGB-encoded values, moved through the monotonic sRGB curve to
+# linear RGB: the same test without a power function per channel and bisection step.
+_LINEAR_LOW = -color.GAMUT_TOLERANCE / 12.92
+_LINEAR_HIGH = ((1.0 + color.GAMUT_TOLERANCE + 0.055) / 1.055) ** 2.4
+
+
+def _inside_gamut(lab: jnp.ndarray) -> jnp.ndarray:
+    """``~color.out_of_gamut(lab)``, decided in linear RGB."""
+    linear = color.lab_to_linear_rgb(lab)
+    return jnp.all((linear >= _LINEAR_LOW) & (linear <= _LINEAR_HIGH), axis=-1)
+
+
 # Full-resolution pixel work runs in fixed-size chunks of flattened pixels: one compiled shape serves
 # images of every size (jit per image shape would recompile for each new size).
-PIXEL_CHUNK = 1 << 18
+PIXEL_CHUNK = 1 << 16  # a 500 x 375 photo: 3 chunks, 5 % padding
 
 
 def map_pixels(fn, *arrays: np.ndarray) -> np.ndarray:
@@ -194,32 +197,8 @@ def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
     """Bilinear-upsample ab [h, w, 2] to L's [H, W] and return the joined image as uint8 sRGB."""
     H, W = L_full.shape[:2]
-    ab = resize_linear(np.asarray(ab_small, np.float32), H, W)
+    ab = enlarge_ab(np.asarray(ab_small), H, W)  # numpy: no program traced per image size
     return map_pixels(_lab_pixels_to_uint8, L_full, ab)
-
-
-def linear_resize_weights(in_size: int, out_size: int) -> np.ndarray:
-    """[in_size, out_size] weights of a 1-D linear (triangle) resize with half-pixel centres.
-
-    Downsampling widens the triangle by the factor (antialiasing); weights that would fall
-    outside the input are dropped and each column renormalised. This is the resampling of
-    ``jax.image.resize(..., "linear", antialias=True)``, computed in NumPy so that no new shape
-    is compiled per image size.
-    """
-    inv_scale = in_size / out_size
-    kernel_scale = max(inv_scale, 1.0)
-    sample = (np.arange(out_size, dtype=np.float64) + 0.5) * inv_scale - 0.5
-    distance = np.abs(sample[None, :] - np.arange(in_size, dtype=np.float64)[:, None]) / kernel_scale
-    weights = np.maximum(0.0, 1.0 - distance)
-    return (weights / weights.sum(axis=0, keepdims=True)).astype(np.float32)
-
-
-def resize_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[H, W, C] resized to [height, width, C] linearly (antialiased when shrinking), in NumPy."""
-    rows = linear_resize_weights(image.shape[0], height)
-    cols = linear_resize_weights(image.shape[1], width)
-    out = np.tensordot(rows, np.asarray(image, np.float32), axes=([0], [0]))  # [height, W, C]
-    return np.einsum("wx,hwc->hxc", cols, out, optimize=True)
 
 
 def colorize_arrays(
@@ -246,7 +225,7 @@ def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.nd
 def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
     rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
     L_full = [lightness(rgb) for rgb in rgbs]
-    L_small = [resize_linear(L, size, size) for L in L_full]
+    L_small = [shrink_lightness(L, size) for L in L_full]  # numpy: no program traced per image size
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
     ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
@@ -289,23 +268,31 @@ def colorize_files(
     todo = find_images(inputs)
     summary = ColorizeSummary()
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        loaded, names = [], []
-        for path, name in todo[start : start + batch_size]:
-            try:
-                loaded.append(load_image(path))
-                names.append(name)
-            except (BadImageError, OSError) as error:
-                summary.failed[str(path)] = str(error)
-                if on_error is not None:
-                    on_error(path, str(error))
-                bar.update(1)
-        if loaded:
-            colorized = _colorize_arrays(model, loaded, size, temperature, batch_size)
-            for rgb, name in zip(colorized, names):
-                target = Path(out_dir) / name.with_name(name.name + suffix)
-                save_image(rgb, target, fmt)
-                summary.written.append(target)
-            bar.update(len(loaded))
+
+    def load(entry):  # reader threads: decode, L at full resolution and at the model's size
+        rgb = load_image(entry[0])
+        L_full = lightness(rgb)
+        return L_full, shrink_lightness(L_full, size)
+
+    def run_batch(loaded):  # this thread: one device call per batch, one compiled shape
+        L_small = [small for _, small in loaded]
+        L_small += [L_small[-1]] * (batch_size - len(L_small))
+        return np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature))[: len(loaded)]
+
+    def finish(entry, loaded, ab_small):  # writer threads: full-resolution Lab -> sRGB, encode, write
+        target = Path(out_dir) / entry[1].with_name(entry[1].name + suffix)
+        save_image(join_full_resolution(loaded[0], ab_small), target, fmt)
+        return target
+
+    for (path, _), target, error in pipelined(todo, load, run_batch, finish, batch_size=batch_size):
+        if error is None:
+            summary.written.append(target)
+        elif isinstance(error, (BadImageError, OSError)):
+            summary.failed[str(path)] = str(error)
+            if on_error is not None:
+                on_error(path, str(error))
+        else:
+            raise error
+        bar.update(1)
     bar.close()
     return summary
