@@ -8,7 +8,10 @@ Rows: the model (at its saved temperature), the lightness baseline and gray, all
 checkpoint's colour prior. For each set: the metrics, the model's paired bootstrap lead over the
 lightness baseline, and whether the recipe's bar is met (raw AuC at most 0.5 below the baseline,
 rebalanced AuC at least 3 above it, colourfulness at least 25, the lead above 2 standard errors).
-Pictures: ``grid_<set>.png`` (gray | lightness | model | truth) and ``temperature_<set>.png``.
+Pictures: ``grid_<set>.png`` (gray | lightness | model | truth) and ``temperature_<set>.png`` of
+the held-out ImageNet photos (keep them out of the repository: ImageNet's terms), and the same two for
+the photos scikit-image and scikit-learn ship (``photos_grid.png``, ``photos_temperature.png``),
+which may be published.
 Everything lands in ``OUT/report.md`` and ``OUT/report.json``.
 """
 
@@ -86,6 +89,43 @@ def score_set(model, model_config, prior, name, data, split, size, *, data_dir, 
                                   for t, mt in sweep_metrics.items()}}
 
 
+def package_photo_pictures(model, prior, temperature, model_size, out: Path, side: int = 224) -> list[Path]:
+    """Pictures safe to publish: the photos scikit-image and scikit-learn ship (never trained on),
+    centre-cropped to ``side`` px: ``photos_grid.png`` (gray | lightness | model | truth) and
+    ``photos_temperature.png`` (the model at each sweep temperature)."""
+    from PIL import Image
+
+    from colorjax import color
+    from colorjax.data.embedded import embedded_photos
+    from colorjax.evaluation.baselines import lightness_predictor
+    from colorjax.evaluation.paper_numbers import SWEEP_TEMPERATURES
+    from colorjax.evaluation.temperature_sweep import labelled_grid
+    from colorjax.inference.colorize import colorize_arrays
+
+    def square(rgb):
+        h, w = rgb.shape[:2]
+        scale = side / min(h, w)
+        im = Image.fromarray(rgb).resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.LANCZOS)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        return np.asarray(im.crop((left, top, left + side, top + side)))
+
+    photos = [square(p) for p in embedded_photos().values()]
+    lab = color.rgb_uint8_to_lab(np.stack(photos))
+    to_uint8 = lambda x: np.asarray(np.round(np.asarray(x) * 255.0)).astype(np.uint8)  # noqa: E731
+    gray = to_uint8(color.lab_to_rgb(lab.at[..., 1:].set(0.0)))
+    looked_up = lightness_predictor(prior.mean_ab_by_lightness)(lab)
+    lightness = to_uint8(color.lab_to_rgb(lab.at[..., 1:].set(looked_up)))
+    ours = colorize_arrays(model, photos, size=model_size, temperature=temperature, batch_size=len(photos))
+    grid = [[g, lt, md, truth] for g, lt, md, truth in zip(gray, lightness, ours, photos)]
+    paths = [out / "photos_grid.png", out / "photos_temperature.png"]
+    Image.fromarray(labelled_grid(grid, ["gray", "lightness", f"model (T={temperature:g})", "truth"])).save(paths[0])
+    sweep = [colorize_arrays(model, photos, size=model_size, temperature=t, batch_size=len(photos))
+             for t in SWEEP_TEMPERATURES]
+    rows = [[gray[i], *(s[i] for s in sweep), photos[i]] for i in range(len(photos))]
+    Image.fromarray(labelled_grid(rows, ["gray", *(f"T={t:g}" for t in SWEEP_TEMPERATURES), "truth"])).save(paths[1])
+    return paths
+
+
 def markdown(results: list[dict], checkpoint: str) -> str:
     lines = [f"# CPU recipe: {checkpoint}", ""]
     for r in results:
@@ -135,6 +175,9 @@ def main(argv=None) -> int:
         results.append(score_set(model, model_config, prior, name, data, split, size, data_dir=args.data_dir,
                                  out=args.out, temperature=temperature))
         print(markdown(results[-1:], args.checkpoint), flush=True)
+    from colorjax.checkpointing import inference_defaults
+
+    package_photo_pictures(model, prior, temperature, inference_defaults(model_config)["size"] or 256, args.out)
     (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "report.md").write_text(markdown(results, args.checkpoint))
     return 0 if results and all(all(r["checks"].values()) for r in results) else 1
