@@ -130,10 +130,12 @@ def restore_config_and_prior(manager: ocp.CheckpointManager, step: int):
 
 
 def inference_defaults(model_config: dict) -> dict:
-    """``{"size", "temperature"}`` a checkpoint's model should run at (saved by training: its crop
-    size and decoding temperature); None for either when the checkpoint does not say."""
+    """``{"size", "temperature", "prior_correction"}`` a checkpoint's model should run at (saved by
+    training: its crop size, decoding temperature and rebalancing correction); None for each the
+    checkpoint does not say."""
     saved = model_config.get(INFERENCE) or {}
-    return {"size": saved.get("size"), "temperature": saved.get("temperature")}
+    return {"size": saved.get("size"), "temperature": saved.get("temperature"),
+            "prior_correction": saved.get("prior_correction")}
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:

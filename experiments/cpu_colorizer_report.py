@@ -153,16 +153,19 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--data-dir", default=None, help="TFDS data dir the sets are built into")
     parser.add_argument("--temperature", type=float, default=None, help="default: the checkpoint's")
+    parser.add_argument("--prior-correction", type=float, default=None, help="default: the checkpoint's")
     parser.add_argument("--sets", default=None, help=f"comma-separated subset of {[s[0] for s in SETS]}")
     args = parser.parse_args(argv)
     from colorjax.checkpointing import load_model
     from colorjax.inference.colorize import checkpoint_directory
-    from colorjax.inference.commands import resolve_inference_options
+    from colorjax.inference.commands import apply_prior_correction, resolve_inference_options
 
     model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
     if prior is None or prior.lightness_sums is None:
         raise SystemExit(f"{args.checkpoint}: needs a checkpoint whose colour prior has the lightness table")
     _, temperature = resolve_inference_options(model_config, None, args.temperature)
+    correction = apply_prior_correction(model, model_config, prior, args.prior_correction)
+    print(f"decoding at T = {temperature:g}, rebalancing correction {correction:g}")
     args.out.mkdir(parents=True, exist_ok=True)
     wanted = None if args.sets is None else set(args.sets.split(","))
     results = []

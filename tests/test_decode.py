@@ -70,3 +70,30 @@ def test_bad_arguments():
         annealed_mean(np.zeros(2), TWO, -1.0)
     with pytest.raises(ValueError, match="3 classes"):
         annealed_mean(np.zeros(3), TWO, 1.0)
+
+
+def test_the_rebalancing_correction_recovers_the_unweighted_distribution():
+    """Logits of the weighted distribution w * p (what weighted cross-entropy learns), corrected with
+    strength 1, decode to the annealed mean of p itself; strength 0 decodes as trained."""
+    import numpy as np
+
+    from colorjax.bins import zhang_bins
+    from colorjax.decode import annealed_mean
+    from colorjax.models.heads import ClassificationHead
+
+    centres = zhang_bins()
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(len(centres)), size=(2, 3))
+    w = rng.uniform(0.2, 5.0, len(centres))
+    weighted_logits = np.log(p * w)  # up to a constant per pixel, which softmax ignores
+    head = ClassificationHead(centres)
+    head.correct_for_rebalancing(w, 1.0)
+    for t in (1.0, 0.38):
+        expected = np.asarray(annealed_mean(np.log(p), centres, t))
+        np.testing.assert_allclose(np.asarray(head.decode(weighted_logits, t)), expected, atol=1e-3)
+    head.correct_for_rebalancing(w, 0.5)  # half way: p * w ** 0.5
+    np.testing.assert_allclose(np.asarray(head.decode(weighted_logits, 1.0)),
+                               np.asarray(annealed_mean(np.log(p * np.sqrt(w)), centres, 1.0)), atol=1e-3)
+    head.correct_for_rebalancing(w, 0.0)
+    np.testing.assert_allclose(np.asarray(head.decode(weighted_logits, 1.0)),
+                               np.asarray(annealed_mean(weighted_logits, centres, 1.0)), atol=1e-5)

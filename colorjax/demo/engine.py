@@ -231,7 +231,10 @@ class DemoEngine:
         from colorjax.checkpointing import load_model
 
         directory = checkpoint_directory(path)
-        model, model_config, _ = load_model(directory, step)
+        model, model_config, prior = load_model(directory, step)
+        from colorjax.inference.commands import apply_prior_correction
+
+        apply_prior_correction(model, model_config, prior, None)
         directory = Path(directory).absolute()
         if (directory / "checkpoints").is_dir():
             directory = directory / "checkpoints"

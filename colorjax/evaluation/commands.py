@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help=f"annealed-mean T for Q-bin models; default: the checkpoint's, else {DEFAULT_TEMPERATURE}")
     parser.add_argument("--max-images", type=int, default=None, help="stop after this many images")
+    parser.add_argument("--prior-correction", type=float, default=None,
+                        help="Q-bin models: decode p / w**S, undoing S of the class rebalancing (default: the checkpoint's)")
     parser.add_argument("--prior", default=None,
                         help="a saved ColourPrior (.npz) or a checkpoint whose prior to use, for the rebalanced AuC "
                              "and the lightness baseline's table")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, step=args.step, baseline=args.baseline, data=args.data,
             data_dir=args.data_dir, split=args.split, out=args.out, size=args.size, batch_size=args.batch_size,
             temperature=args.temperature, max_images=args.max_images, prior_path=args.prior,
-            prior_split=args.prior_split, model_size=args.model_size,
+            prior_split=args.prior_split, model_size=args.model_size, prior_correction=args.prior_correction,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def evaluate_to_file(
     *, checkpoint=None, step=None, baseline=None, data, split="test", out, size=DEFAULT_SIZE, batch_size=DEFAULT_BATCH,
     temperature=None, max_images=None, prior_path=None, prior_split="train", data_dir=None, model_size=None,
+    prior_correction=None,
 ) -> dict:
     """Evaluate a checkpoint or a baseline and write its record; returns the record (a dict).
 
@@ -86,9 +89,10 @@ def evaluate_to_file(
         from colorjax.checkpointing import load_model
         from colorjax.inference.colorize import checkpoint_directory
 
-        from colorjax.inference.commands import resolve_inference_options
+        from colorjax.inference.commands import apply_prior_correction, resolve_inference_options
 
         model, model_config, saved_prior = load_model(checkpoint_directory(checkpoint), step)
+        record["prior_correction"] = apply_prior_correction(model, model_config, saved_prior, prior_correction)
         saved_size, temperature = resolve_inference_options(model_config, model_size, temperature)
         model_size = saved_size if (model_size is not None or "inference" in model_config) else size
         predictor = model_predictor(model, temperature, model_size=model_size)

@@ -28,6 +28,19 @@ def resolve_inference_options(model_config: dict, size: int | None, temperature:
     return size, DEFAULT_TEMPERATURE if temperature is None else temperature
 
 
+def apply_prior_correction(model, model_config: dict, prior, strength: float | None) -> float:
+    """Set a Q-bin model's rebalancing correction (:meth:`ClassificationHead.correct_for_rebalancing`):
+    ``strength`` as given, else the checkpoint's saved one, else 0; returns the strength used."""
+    from colorjax.checkpointing import inference_defaults
+
+    strength = strength if strength is not None else inference_defaults(model_config)["prior_correction"] or 0.0
+    if strength and model.head_kind == "classification":
+        if prior is None:
+            raise ValueError("a rebalancing correction needs the colour prior saved with the checkpoint")
+        model.head.correct_for_rebalancing(prior.weights, strength)
+    return float(strength)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
     parser.add_argument("--checkpoint", required=True, help="a saved model or a training workdir")
@@ -42,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"the side the model sees; default: the size it was trained at (saved in the checkpoint), "
                              f"else the paper's {DEFAULT_SIZE}")
     parser.add_argument("--batch-size", type=int, default=8, help="images per device call")
+    parser.add_argument("--prior-correction", type=float, default=None,
+                        help="Q-bin models: decode p / w**S, undoing S of the class rebalancing (0: as trained; "
+                             "default: the checkpoint's)")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", help="output file format")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -55,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         find_images(args.inputs)  # fail on a missing input before loading the model
-        model, model_config, _ = load_model(checkpoint_directory(args.checkpoint), args.step)
+        model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
         args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
+        apply_prior_correction(model, model_config, prior, args.prior_correction)
         check_size(model, args.size)
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)

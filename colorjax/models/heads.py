@@ -52,6 +52,11 @@ class RegressionHead(nnx.Module):
         return AB_SCALE * jnp.tanh(x) if self.output == "tanh" else x
 
 
+class LogitBias(nnx.Variable):
+    """A per-bin offset added to the logits before decoding (never trained, never saved): the
+    rebalancing correction of :meth:`ClassificationHead.correct_for_rebalancing`."""
+
+
 class ClassificationHead(nnx.Module):
     """Logits over Q ab bins; decodes them to ab with the annealed mean."""
 
@@ -71,8 +76,25 @@ class ClassificationHead(nnx.Module):
         return x
 
     def decode(self, logits: jax.Array, temperature: float) -> jax.Array:
-        """Annealed-mean ab [..., 2] of ``logits`` [..., Q] at ``temperature``."""
-        return annealed_mean(logits, self.centres[...], temperature)
+        """Annealed-mean ab [..., 2] of ``logits`` [..., Q] at ``temperature`` (after the
+        rebalancing correction, when one is set)."""
+        bias = getattr(self, "logit_bias", None)
+        return annealed_mean(logits if bias is None else logits + bias[...], self.centres[...], temperature)
+
+    def correct_for_rebalancing(self, class_weights, strength: float) -> None:
+        """Decode ``p(q) / w_q ** strength`` instead of ``p(q)``.
+
+        A classifier trained with Zhang's per-pixel weights ``w`` learns (near) ``w_q p(q | x)``
+        normalised, not ``p(q | x)``: the weighted cross-entropy is minimised by the weighted
+        distribution. Dividing by ``w_q`` (``strength`` 1) recovers the unweighted conditional
+        distribution, whose annealed mean keeps the colours the rebalanced training learnt without
+        its bias towards rare (saturated) bins; 0 decodes as trained (Zhang et al.'s choice); values
+        between trade the two. Implemented as a per-bin logit offset ``-strength * log w``.
+        """
+        weights = jnp.asarray(class_weights, jnp.float32)
+        if weights.shape != (self.channels,) or not bool(jnp.all(weights > 0)):
+            raise ValueError(f"need {self.channels} positive class weights, got shape {weights.shape}")
+        self.logit_bias = LogitBias(-float(strength) * jnp.log(weights)) if strength else None
 
     def release_ab(self, logits: jax.Array) -> jax.Array:
         """The ECCV16 release's decoding: 110 * (softmax(logits) @ model_out), no temperature."""

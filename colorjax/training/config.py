@@ -57,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.bins.k = SOFT_ENCODE_K  # soft-encoding neighbours (paper 5; released code 10)
     c.bins.sigma = SOFT_ENCODE_SIGMA  # soft-encoding Gaussian width
     c.bins.temperature = ANNEALED_MEAN_TEMPERATURE  # annealed-mean decoding for validation images
+    c.bins.prior_correction = 0.0  # colorize / evaluate decode p / w**this (0: as trained, Zhang's choice)
 
     c.prior = ml_collections.ConfigDict()
     c.prior.rebalance = True  # weight each pixel by the prior's rebalancing weight (classification)
