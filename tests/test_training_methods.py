@@ -156,5 +156,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                      "train.eval_images": 0})
     with pytest.raises(NonFiniteLossError, match="non-finite") as error:
         train(config, tmp_path)
+    # The step-1 checkpoint holds the 1e30 parameters that gave the non-finite loss: it is neither
+    # kept among the checkpoints nor called good, and no "step None" is reported.
     saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert saved and max(saved) < 6 and f"step {max(saved)}" in str(error.value)
+    bad = int(str(error.value).split(":")[0].removeprefix("step "))
+    assert all(s <= bad - 2 for s in saved), (saved, str(error.value))
+    assert sorted(int(p.name) for p in (tmp_path / "diverged").iterdir()) == [bad - 1]
+    assert "step None" not in str(error.value)
+    assert (f"last good checkpoint is step {max(saved)}" if saved else "no checkpoint was saved") in str(error.value)
