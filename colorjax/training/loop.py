@@ -198,7 +198,10 @@ def _restore_run(config, manager, step, num_steps, mesh, train_loader) -> _Run:
     """The run restored from ``step``; a :class:`~colorjax.checkpointing.CorruptCheckpointError`
     naming the step (and the file when it is known) if it cannot be trusted."""
     step_dir = manager.directory / str(step)
-    checkpointing.verify_manifest(step_dir)
+    try:
+        checkpointing.verify_manifest(step_dir)
+    except checkpointing.CorruptCheckpointError as error:
+        raise checkpointing.CorruptCheckpointError(f"step {step} ({step_dir}) is corrupt: {error}") from None
     try:
         model_config, prior = checkpointing.restore_config_and_prior(manager, step)
         run = _build(config, model_config, prior, num_steps, mesh, train_loader)
