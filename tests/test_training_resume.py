@@ -156,6 +156,7 @@ def test_two_processes_train_and_checkpoint_together(tmp_path):
 STOCHASTIC = [*OVERRIDES, "model.activation=rrelu", "train.num_steps=4", "train.checkpoint_every=2"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_exact_with_a_stochastic_backbone(tmp_path):
     from flax import nnx
 
