@@ -2,10 +2,14 @@
 
 Order of work: check the config (refused before anything is built), build the model abstractly and
 trace it at the crop size (a head, backbone or size that does not fit is refused before anything
-compiles), open the data, count the colour prior (classification), create the replicated state,
-restore it when resuming, then loop: one jitted step per batch, records every ``log_every`` steps,
-validation every ``eval_every`` steps and at each checkpoint, an orbax checkpoint every
-``checkpoint_every`` steps and at the end.
+compiles), lock the workdir (one run per workdir), check that the training split yields an image,
+count the colour prior (classification) and create the replicated state, or, when resuming, restore
+the newest checkpoint that restores and checks (a corrupt newer one is named and set aside), compile
+the steps (a step that needs more memory than is free is refused with XLA's estimate), then loop:
+one step per batch, records every ``log_every`` steps, validation every ``eval_every`` steps and at
+each checkpoint, an orbax checkpoint every ``checkpoint_every`` steps and at the end. A checkpoint
+is saved only when the state, the training losses and the validation loss are finite; a run that
+diverges stops with :class:`NonFiniteLossError`.
 """
 
 from __future__ import annotations
