@@ -7,7 +7,9 @@ with named items:
 - ``config``: the JSON kwargs of :func:`colorjax.models.build_model` (``rngs`` excluded);
 - ``prior``, ``prior_settings``: the colour prior's arrays and its two settings (optional);
 - training adds ``optimizer``, ``discriminator``, ``train_state`` (JSON) and ``data`` (grain's
-  per-process iterator state) beside them, so :func:`load_model` reads a training workdir as is.
+  per-process iterator state) beside them, so :func:`load_model` reads a training workdir as is;
+- ``colorjax_manifest.json``: every file's size and CRC-32, written once the step is complete and
+  checked before a step is loaded, so that a truncated or altered file is named, not trusted.
 
 Restoring rebuilds the abstract model with ``nnx.eval_shape`` from the saved config and restores the
 arrays straight into the requested sharding (one device by default), so a checkpoint written on
