@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -14,13 +13,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 from PIL import Image
 
 from colorjax import checkpointing
 from colorjax.data import NoUsableImagesError, make_loader
-from colorjax.training import NonFiniteLossError, apply_overrides, train
+from colorjax.training import apply_overrides, train
 from colorjax.training import commands as train_commands
 from colorjax.training import config as config_lib
 from colorjax.training import memory
@@ -85,12 +86,10 @@ def test_a_diverged_resume_is_not_saved_ranked_or_reported_as_success(tmp_path, 
     manager = checkpointing.checkpoint_manager(workdir / "checkpoints", read_only=True, best_metric="val_loss")
     assert manager.best_step() == 2
     model, _, _ = checkpointing.load_model(workdir)  # the kept checkpoint is finite
-    assert not checkpointing.nonfinite_leaves(__import__("flax").nnx.to_pure_dict(__import__("flax").nnx.state(model)))
+    assert not checkpointing.nonfinite_leaves(nnx.to_pure_dict(nnx.state(model)))
 
 
 def test_best_step_ignores_a_checkpoint_whose_metric_is_not_finite(tmp_path):
-    from flax import nnx
-
     from colorjax.models import build_model
 
     config = {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
@@ -251,5 +250,5 @@ def test_a_step_that_does_not_fit_in_memory_is_refused_with_the_estimate(tmp_pat
     assert 1 << 20 < need < 1 << 30 and parts["temp"] > 0
     assert not _steps(tmp_path)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1 << 40)
-    compiled = memory.compile_within_memory(__import__("jax").jit(lambda x: x * 2), (np.ones(4, np.float32),), what="x")
+    compiled = memory.compile_within_memory(jax.jit(lambda x: x * 2), (np.ones(4, np.float32),), what="x")
     assert float(compiled(np.ones(4, np.float32))[0]) == 2.0
