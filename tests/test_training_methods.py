@@ -165,4 +165,5 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(s <= bad - 2 for s in saved), (saved, str(error.value))
     assert sorted(int(p.name) for p in (tmp_path / "diverged").iterdir()) == [bad - 1]
     assert "step None" not in str(error.value)
-    assert (f"last good checkpoint is step {max(saved)}" if saved else "no checkpoint was saved") in str(error.value)
+    assert (f"last good checkpoint is step {max(saved)} in {tmp_path / 'checkpoints'}" if saved
+            else "No checkpoint was saved") in str(error.value)

@@ -270,7 +270,8 @@ def _diverged(manager, workdir: Path, message: str, first_bad_step: int) -> NonF
     if moved:
         manager.reload()
     note = f"; checkpoints saved from diverged parameters were moved aside ({', '.join(moved)})" if moved else ""
-    return NonFiniteLossError(f"{message}; training stopped{note}. {_last_good(manager).capitalize()}")
+    last = _last_good(manager)
+    return NonFiniteLossError(f"{message}; training stopped{note}. {last[0].upper()}{last[1:]}")
 
 
 def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -> dict:
