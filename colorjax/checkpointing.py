@@ -7,7 +7,9 @@ with named items:
 - ``config``: the JSON kwargs of :func:`colorjax.models.build_model` (``rngs`` excluded);
 - ``prior``, ``prior_settings``: the colour prior's arrays and its two settings (optional);
 - training adds ``optimizer``, ``discriminator``, ``train_state`` (JSON) and ``data`` (grain's
-  per-process iterator state) beside them, so :func:`load_model` reads a training workdir as is.
+  per-process iterator state) beside them, so :func:`load_model` reads a training workdir as is;
+- ``colorjax_manifest.json``: every file's size and CRC-32, written once the step is complete and
+  checked before a step is loaded, so that a truncated or altered file is named, not trusted.
 
 Restoring rebuilds the abstract model with ``nnx.eval_shape`` from the saved config and restores the
 arrays straight into the requested sharding (one device by default), so a checkpoint written on
@@ -16,7 +18,10 @@ any number of devices or hosts loads on any other.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import zlib
 from typing import Any
 
 import jax
@@ -29,6 +34,88 @@ MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settin
 # The model config's entry holding the inference defaults (not an argument of build_model).
 INFERENCE = "inference"
 TRAINING_SUBDIR = "checkpoints"  # where ``colorjax train`` keeps its checkpoints inside a workdir
+# Written into each step directory once orbax has finished it: every file's size and CRC-32, so
+# that a truncated or altered file is found (and named) before its bytes are trusted.
+MANIFEST = "colorjax_manifest.json"
+_CHUNK = 1 << 22
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint step that cannot be trusted; the message names the step and the file."""
+
+
+def _finite_or(value, default: float) -> float:
+    """``value`` as a float when it is a finite number, else ``default`` (a diverged step ranks last)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _crc32(path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _step_files(step_dir) -> list[str]:
+    root = os.fspath(step_dir)
+    found = []
+    for directory, _, files in os.walk(root):
+        found += [os.path.relpath(os.path.join(directory, f), root) for f in files]
+    return sorted(f for f in found if f != MANIFEST and not f.startswith(MANIFEST))
+
+
+def write_manifest(step_dir) -> None:
+    """Record every file of a finished step directory (size, CRC-32) in its manifest, atomically."""
+    root = os.fspath(step_dir)
+    entries = {}
+    for name in _step_files(root):
+        path = os.path.join(root, name)
+        entries[name] = [os.path.getsize(path), _crc32(path)]
+    temporary = os.path.join(root, f"{MANIFEST}.tmp-{os.getpid()}")
+    with open(temporary, "w") as f:
+        json.dump({"files": entries}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, os.path.join(root, MANIFEST))
+
+
+def verify_manifest(step_dir) -> bool:
+    """Check a step directory against its manifest: a :class:`CorruptCheckpointError` naming the
+    first file that is missing, of another size or with other bytes. Returns False when the step
+    has no manifest (written before manifests existed, or killed between orbax and the manifest)."""
+    root = os.fspath(step_dir)
+    manifest = os.path.join(root, MANIFEST)
+    if not os.path.exists(manifest):
+        return False
+    try:
+        with open(manifest) as f:
+            entries = json.load(f)["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CorruptCheckpointError(f"{manifest}: unreadable manifest ({error})") from None
+    for name, (size, crc) in sorted(entries.items()):
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            raise CorruptCheckpointError(f"{path}: file missing from the checkpoint")
+        if os.path.getsize(path) != size:
+            raise CorruptCheckpointError(f"{path}: {os.path.getsize(path)} bytes, {size} were written (truncated or changed)")
+        if _crc32(path) != crc:
+            raise CorruptCheckpointError(f"{path}: contents differ from what was written (CRC-32 mismatch)")
+    return True
+
+
+def nonfinite_leaves(tree) -> list[str]:
+    """Paths of the floating-point leaves of ``tree`` holding a NaN or an infinity."""
+    bad = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if hasattr(leaf, "dtype") and jax.numpy.issubdtype(leaf.dtype, jax.numpy.floating):
+            if not bool(jax.numpy.isfinite(leaf).all()):
+                bad.append(jax.tree_util.keystr(path))
+    return bad
 
 
 def checkpoint_manager(
@@ -47,7 +134,8 @@ def checkpoint_manager(
     best_fn = None
     policies: list[Any] = [ocp.checkpoint_managers.LatestN(n=keep_last)]
     if best_metric is not None:
-        best_fn = lambda metrics: float(metrics[best_metric])  # noqa: E731
+        worst = math.inf if best_mode == "min" else -math.inf
+        best_fn = lambda metrics: _finite_or(metrics.get(best_metric), worst)  # noqa: E731
         policies.append(
             ocp.checkpoint_managers.BestN(
                 get_metric_fn=best_fn,
@@ -88,6 +176,8 @@ def save_model(directory, model: nnx.Module, model_config: dict, *, prior=None, 
     with checkpoint_manager(directory) as manager:
         manager.save(step, args=ocp.args.Composite(**model_save_args(nnx.state(model), model_config, prior)), force=True)
         manager.wait_until_finished()
+        if jax.process_index() == 0:
+            write_manifest(epath.Path(directory).absolute() / str(step))
 
 
 def saved_items(directory, step: int) -> set[str]:
@@ -180,10 +270,19 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
         items = saved_items(directory, step)
         if MODEL not in items or CONFIG not in items:
             raise FileNotFoundError(f"{directory}/{step}: not a colorjax checkpoint (needs items 'model' and 'config')")
-        model_config, prior = restore_config_and_prior(manager, step)
-        abstract_model = nnx.eval_shape(lambda: build_model_from_config(model_config, nnx.Rngs(0)))
-        graphdef, abstract_state = nnx.split(abstract_model)
-        state = restore_into(manager, step, MODEL, abstract_state, sharding)
+        verify_manifest(directory / str(step))
+        try:
+            model_config, prior = restore_config_and_prior(manager, step)
+            abstract_model = nnx.eval_shape(lambda: build_model_from_config(model_config, nnx.Rngs(0)))
+            graphdef, abstract_state = nnx.split(abstract_model)
+            state = restore_into(manager, step, MODEL, abstract_state, sharding)
+        except Exception as error:  # noqa: BLE001 - orbax / tensorstore raise many kinds; report one line
+            raise CorruptCheckpointError(f"{directory}/{step}: cannot be restored: {_first_line(error)}") from None
+    bad = nonfinite_leaves(nnx.to_pure_dict(state))
+    if bad:
+        raise CorruptCheckpointError(
+            f"{directory}/{step}: {len(bad)} parameter array(s) hold NaN or infinity (a diverged run), e.g. {bad[0]}"
+        )
     model = nnx.merge(graphdef, state)
     model.eval()
     return model, model_config, prior
@@ -212,3 +311,9 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception as one short line (orbax wraps causes in long multi-line messages)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

@@ -113,17 +113,47 @@ def auc_from_hits(hits, total) -> np.ndarray:
     return 100.0 * area / AUC_MAX_THRESHOLD
 
 
-def inverse_prior_weights(true_ab: jnp.ndarray, prior) -> jnp.ndarray:
-    """Rebalanced AuC's pixel weights: 1 / p at the ground truth's nearest bin (0 where p = 0).
+def rebalanced_auc_weights(prior):
+    """Rebalanced AuC's weight of each bin: proportional to ``1 / p`` (``p = prior.probs``, smoothed
+    when the prior was; the rebalancing of lambda = 0), scaled so that the largest weight is 1.
 
-    ``p`` is ``prior.probs`` (smoothed if the prior was), i.e. the rebalancing of lambda = 0.
+    Policy for empty and near-empty bins: a bin the prior's data never hit (count 0) has weight 0,
+    so that pixels whose ground truth falls there are left out, as Zhang et al. (2016) leave out the
+    classes unseen in training; any bin that was hit has ``p`` bounded below by its own count (the
+    smoothing keeps a bin's own mass), so its weight is finite. Computed in float64 on the host
+    (the table is then scaled into (0, 1], where float32 holds it without overflow); the AuC is a
+    ratio of weighted sums, so the scale does not change it. A prior traced under ``jit`` gets the
+    same policy in float32.
     """
-    probs = jnp.asarray(prior.probs, jnp.float32)
-    inverse = jnp.where(probs > 0, 1.0 / jnp.where(probs > 0, probs, 1.0), 0.0)
-    return inverse[nearest_bin(true_ab, prior.centres)]
+    counts, probs = prior.counts, prior.probs
+    if isinstance(probs, jax.core.Tracer) or isinstance(counts, jax.core.Tracer):
+        probs, counts = jnp.asarray(probs, jnp.float32), jnp.asarray(counts, jnp.float32)
+        seen = (counts > 0) & (probs > 0)
+        inverse = jnp.where(seen, jnp.min(jnp.where(seen, probs, jnp.inf)) / jnp.where(seen, probs, 1.0), 0.0)
+        return inverse
+    probs, counts = np.asarray(probs, np.float64), np.asarray(counts, np.float64)
+    seen = (counts > 0) & (probs > 0)
+    if not seen.any():
+        raise ValueError("rebalanced AuC: the prior has no bin with a count")
+    inverse = np.zeros_like(probs)
+    inverse[seen] = 1.0 / probs[seen]
+    return inverse / inverse.max()
 
 
-def _per_image_sums(pred_rgb, true_rgb, pred_ab, true_ab, prior) -> dict:
+def inverse_prior_weights(true_ab: jnp.ndarray, prior) -> jnp.ndarray:
+    """Rebalanced AuC's pixel weights: :func:`rebalanced_auc_weights` at the ground truth's nearest
+    bin (0 for a bin the prior never saw)."""
+    return jnp.asarray(rebalanced_auc_weights(prior), jnp.float32)[nearest_bin(true_ab, prior.centres)]
+
+
+def _auc_weight_table(prior):
+    """``(weights [Q] float32, centres)`` for the jitted sums, or None without a prior."""
+    if prior is None:
+        return None
+    return jnp.asarray(rebalanced_auc_weights(prior), jnp.float32), jnp.asarray(prior.centres, jnp.float32)
+
+
+def _per_image_sums(pred_rgb, true_rgb, pred_ab, true_ab, table) -> dict:
     pred_rgb, true_rgb = jnp.asarray(pred_rgb, jnp.float32), jnp.asarray(true_rgb, jnp.float32)
     if pred_rgb.ndim != 4 or pred_rgb.shape != true_rgb.shape or pred_rgb.shape[-1] != 3:
         raise ValueError(f"need RGB batches [B, H, W, 3] of one shape, got {pred_rgb.shape} and {true_rgb.shape}")
@@ -146,27 +176,38 @@ def _per_image_sums(pred_rgb, true_rgb, pred_ab, true_ab, prior) -> dict:
         "cf_true": cf_true,
         "abs_delta_cf": jnp.abs(cf_pred - cf_true),
     }
-    if prior is not None:
-        weights = inverse_prior_weights(true_ab, prior)
+    if table is not None:
+        bin_weights, centres = table
+        weights = bin_weights[nearest_bin(true_ab, centres)]
         sums["auc_weighted_hits"] = auc_hits(pred_ab, true_ab, weights)
         sums["auc_weight"] = jnp.sum(weights, axis=(1, 2))
+        sums["auc_weight_sq"] = jnp.sum(weights * weights, axis=(1, 2))
+        sums["auc_left_out"] = jnp.sum(weights == 0, axis=(1, 2), dtype=jnp.float32)
     return sums
 
 
 @jax.jit
-def per_image_sums(pred_rgb: jnp.ndarray, true_rgb: jnp.ndarray, *, prior=None) -> dict:
-    """Each image's sums (leading axis B) from RGB in [0, 1], ``[B, H, W, 3]``."""
+def _per_image_sums_rgb(pred_rgb, true_rgb, table) -> dict:
     pred_ab, true_ab = color.rgb_to_lab(pred_rgb)[..., 1:], color.rgb_to_lab(true_rgb)[..., 1:]
-    return _per_image_sums(pred_rgb, true_rgb, pred_ab, true_ab, prior)
+    return _per_image_sums(pred_rgb, true_rgb, pred_ab, true_ab, table)
 
 
 @jax.jit
-def per_image_sums_lab(pred_lab: jnp.ndarray, true_lab: jnp.ndarray, *, prior=None) -> dict:
-    """Each image's sums from Lab ``[B, H, W, 3]``; the prediction may leave the sRGB gamut."""
+def _per_image_sums_lab(pred_lab, true_lab, table) -> dict:
     pred_rgb, true_rgb = color.lab_to_rgb(pred_lab), color.lab_to_rgb(true_lab)
-    sums = _per_image_sums(pred_rgb, true_rgb, pred_lab[..., 1:], true_lab[..., 1:], prior)
+    sums = _per_image_sums(pred_rgb, true_rgb, pred_lab[..., 1:], true_lab[..., 1:], table)
     sums["out_of_gamut"] = jnp.sum(color.out_of_gamut(pred_lab), axis=(1, 2), dtype=jnp.float32)
     return sums
+
+
+def per_image_sums(pred_rgb: jnp.ndarray, true_rgb: jnp.ndarray, *, prior=None) -> dict:
+    """Each image's sums (leading axis B) from RGB in [0, 1], ``[B, H, W, 3]`` (jitted inside)."""
+    return _per_image_sums_rgb(pred_rgb, true_rgb, _auc_weight_table(prior))
+
+
+def per_image_sums_lab(pred_lab: jnp.ndarray, true_lab: jnp.ndarray, *, prior=None) -> dict:
+    """Each image's sums from Lab ``[B, H, W, 3]``; the prediction may leave the sRGB gamut (jitted inside)."""
+    return _per_image_sums_lab(pred_lab, true_lab, _auc_weight_table(prior))
 
 
 def _sum_images(sums: dict) -> dict:
@@ -210,7 +251,12 @@ def summarise(sums: dict) -> dict:
             "delta_cf_per_image": s["abs_delta_cf"] / images,
         }
     if "auc_weighted_hits" in s:
-        out["auc_rebalanced"] = auc_from_hits(s["auc_weighted_hits"], s["auc_weight"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["auc_rebalanced"] = auc_from_hits(s["auc_weighted_hits"], s["auc_weight"])
+            # Kish's effective sample size (sum w)^2 / sum w^2: how many equally weighted pixels the
+            # rebalanced AuC is worth; a few rare-colour pixels with large weights make it small.
+            out["auc_rebalanced_effective_pixels"] = s["auc_weight"] ** 2 / s["auc_weight_sq"]
+        out["auc_rebalanced_left_out_pixels"] = s["auc_left_out"]
     if "out_of_gamut" in s:
         out["out_of_gamut_pixels"] = s["out_of_gamut"]
         out["out_of_gamut_fraction"] = s["out_of_gamut"] / pixels

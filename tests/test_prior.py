@@ -70,8 +70,25 @@ def test_zhang_bins_prior_sums_to_one():
     counts = np.random.default_rng(0).integers(0, 1000, 313)
     result = ColourPrior.from_counts(counts, bins.zhang_bins())
     assert result.probs.sum() == pytest.approx(1.0) and np.sum(result.probs * result.weights) == pytest.approx(1.0)
-    # The weights are bounded by the uniform mixture: w <= 1 / (lambda / Q), normalised.
-    assert result.weights.max() / result.weights.min() < 1 / (0.5 / 313) / (1 / (0.5 + 0.5 / 313))
+    # Each weight by hand from the smoothed distribution: 1 / (0.5 p + 0.5 / 313), scaled so that
+    # sum p w = 1 (a sum over the smoothed p, not the raw counts).
+    mixed = 0.5 * result.probs + 0.5 / 313
+    np.testing.assert_allclose(result.weights, (1 / mixed) / np.sum(result.probs / mixed), rtol=1e-12)
+    from scipy.spatial.distance import cdist
+
+    kernel = np.exp(-cdist(bins.zhang_bins(), bins.zhang_bins(), "sqeuclidean") / (2 * 5.0**2))
+    smoothed = kernel @ (counts / counts.sum())
+    np.testing.assert_allclose(result.probs, smoothed / smoothed.sum(), rtol=1e-10)
+
+
+def test_weight_ratio_reaches_the_uniform_mixture_bound():
+    # All mass in one bin, no smoothing: the ratio of the largest to the smallest weight is
+    # (0.5 + 0.5 / Q) / (0.5 / Q) = Q + 1 exactly, the largest any distribution can give at lambda = 0.5.
+    counts = np.zeros(313)
+    counts[7] = 10.0
+    result = ColourPrior.from_counts(counts, bins.zhang_bins(), smoothing_sigma=None)
+    assert result.weights.max() / result.weights.min() == pytest.approx(314.0, rel=1e-12)
+    assert int(np.argmin(result.weights)) == 7
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -99,24 +99,26 @@ def test_classification_first_loss_and_prior_match_numpy(tmp_path):
 
 
 def test_regression_loss_from_checkpoint_and_best_retention(tmp_path):
-    """The loss of step s + 1 recomputed from checkpoint s; orbax keeps the last and the best."""
-    config = tiny(**{"method": "regression", "model.head": "regression", "train.num_steps": 3,
-                     "train.checkpoint_every": 1, "train.keep_checkpoints": 1, "train.best_mode": "min"})
+    """The loss of step 4 recomputed from checkpoint 3 (always kept); orbax keeps the last two and
+    the best. Ranked by the *highest* validation loss, the best is usually an early step, outside
+    the last two, so the retention of a best checkpoint is exercised."""
+    config = tiny(**{"method": "regression", "model.head": "regression", "train.num_steps": 4,
+                     "train.checkpoint_every": 1, "train.keep_checkpoints": 2, "train.best_mode": "max"})
     summary = train(config, tmp_path)
     val_loss = {v["step"]: v["val_loss"] for v in summary["validation"]}
-    best = min(val_loss, key=val_loss.get)
+    assert sorted(val_loss) == [1, 2, 3, 4]
+    best = max(val_loss, key=val_loss.get)
     assert summary["best_step"] == best
     kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert kept == sorted({3, best})
-    if best == 3:
-        pytest.skip("validation loss fell at the last step: no earlier checkpoint to recompute from")
-    model, _, prior = load_model(tmp_path, step=best)
+    assert kept == sorted({3, 4, best})
+    model, _, prior = load_model(tmp_path, step=3)
     assert prior is None
-    L, ab = _lab(_first_batches(config, best + 1)[best])
+    L, ab = _lab(_first_batches(config, 4)[3])
     model.train()
     pred = np.asarray(model(L), np.float64)
     l1 = np.abs(pred - ab[:, ::STRIDE, ::STRIDE]).mean(-1) / 110.0  # L1 on ab / 110, as pix2pix
-    assert summary["train"][best]["loss"] == pytest.approx(l1[_colourful(ab)].mean(), rel=1e-3)
+    assert summary["train"][3]["step"] == 4
+    assert summary["train"][3]["loss"] == pytest.approx(l1[_colourful(ab)].mean(), rel=1e-3)
 
 
 def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tmp_path):
@@ -171,5 +173,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                      "train.eval_images": 0})
     with pytest.raises(NonFiniteLossError, match="non-finite") as error:
         train(config, tmp_path)
+    # The step-1 checkpoint holds the 1e30 parameters that gave the non-finite loss: it is neither
+    # kept among the checkpoints nor called good, and no "step None" is reported.
     saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert saved and max(saved) < 6 and f"step {max(saved)}" in str(error.value)
+    bad = int(str(error.value).split(":")[0].removeprefix("step "))
+    assert all(s <= bad - 2 for s in saved), (saved, str(error.value))
+    assert sorted(int(p.name) for p in (tmp_path / "diverged").iterdir()) == [bad - 1]
+    assert "step None" not in str(error.value)
+    assert (f"last good checkpoint is step {max(saved)} in {tmp_path / 'checkpoints'}" if saved
+            else "No checkpoint was saved") in str(error.value)

@@ -153,3 +153,30 @@ def test_two_processes_train_and_checkpoint_together(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in records if r["split"] == "train")
+
+
+# RReLU draws a random negative slope per element in training: the run consumes the module's rrelu
+# RNG stream every step, so an exact resume must restore that stream's position too.
+STOCHASTIC = [*OVERRIDES, "model.activation=rrelu", "train.num_steps=4", "train.checkpoint_every=2"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_exact_with_a_stochastic_backbone(tmp_path):
+    from flax import nnx
+
+    from colorjax.training import apply_overrides
+
+    reference = _losses(train(apply_overrides(load_config_file(TINY), STOCHASTIC), tmp_path / "reference")["train"])
+    model, _, _ = load_model(tmp_path / "reference")
+    model.train()
+    L = np.linspace(0, 100, 2 * 32 * 32, dtype=np.float32).reshape(2, 32, 32, 1)
+    assert not np.allclose(np.asarray(model(L)), np.asarray(model(L)))  # two draws of the slopes differ
+
+    workdir = tmp_path / "run"
+    code, _ = _child(workdir, STOCHASTIC, kill_after=2)
+    assert code == -9  # killed by SIGKILL right after the step-2 checkpoint
+    resumed = train(apply_overrides(load_config_file(TINY), STOCHASTIC), workdir, resume=True)
+    assert resumed["start_step"] == 2
+    killed = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in killed if r["split"] == "train"] == [1, 2, 3, 4]  # no step twice
+    assert {**_losses([r for r in killed if r["split"] == "train"]), **_losses(resumed["train"])} == reference

@@ -2,7 +2,7 @@
 
 from colorjax.data.folder import build_folder_dataset
 from colorjax.data.images import BadImageError, decode_image, load_image
-from colorjax.data.pipeline import Loader, LoaderIterator, make_loader
+from colorjax.data.pipeline import Loader, LoaderIterator, NoUsableImagesError, make_loader
 
 __all__ = [
     "BadImageError",
@@ -12,4 +12,5 @@ __all__ = [
     "decode_image",
     "load_image",
     "make_loader",
+    "NoUsableImagesError",
 ]

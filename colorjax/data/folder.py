@@ -66,7 +66,10 @@ def fingerprint(folder: pathlib.Path, relative_paths: list[str]) -> str:
     """Changes when a file is added, removed, resized or touched."""
     digest = hashlib.sha256()
     for path in relative_paths:
-        stat = (folder / path).stat()
+        try:
+            stat = (folder / path).stat()
+        except OSError:  # a dangling or looping symlink: its own entry (the build skips and names it)
+            stat = (folder / path).lstat()
         digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 

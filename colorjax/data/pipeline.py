@@ -31,14 +31,26 @@ log = logging.getLogger(__name__)
 READ_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
-class LoaderIterator(grain.DatasetIterator):
-    """Batches the kept images and counts what it saw, dropped and skipped (part of its state)."""
+class NoUsableImagesError(ValueError):
+    """A repeating loader went through a whole pass of its images without one it could yield."""
 
-    def __init__(self, parent: grain.DatasetIterator, batch_size: int, drop_remainder: bool, epoch_length: int):
+
+class LoaderIterator(grain.DatasetIterator):
+    """Batches the kept images and counts what it saw, dropped and skipped (part of its state).
+
+    A stream that repeats and has gone a whole pass (``epoch_length`` images) without an image to
+    keep, every one gray or bad, would never fill a batch: it raises :class:`NoUsableImagesError`
+    instead of spinning.
+    """
+
+    def __init__(self, parent: grain.DatasetIterator, batch_size: int, drop_remainder: bool, epoch_length: int,
+                 description: str = "dataset"):
         super().__init__(parent)
         self._batch_size = batch_size
         self._drop_remainder = drop_remainder
         self._epoch_length = epoch_length
+        self._description = description
+        self._since_kept = 0  # images seen since the last kept one
         self._counts = {"images_seen": 0, "images_yielded": 0, "gray_dropped": 0, "bad_skipped": 0}
         self._warned: set[str] = set()
 
@@ -60,7 +72,14 @@ class LoaderIterator(grain.DatasetIterator):
             except StopIteration:
                 break
             self._counts["images_seen"] += 1
+            if self._since_kept >= self._epoch_length:  # a whole pass without a kept image, and it repeats
+                raise NoUsableImagesError(
+                    f"{self._description}: a whole pass over its {self._epoch_length} images gave no usable image "
+                    f"({self._counts['gray_dropped']} gray dropped, {self._counts['bad_skipped']} bad skipped so "
+                    f"far): it needs colour images"
+                )
             status = int(element["status"])
+            self._since_kept = 0 if status == OK else self._since_kept + 1
             if status == OK:
                 images.append(element["rgb"])
             elif status == GRAY:
@@ -81,6 +100,7 @@ class LoaderIterator(grain.DatasetIterator):
     def set_state(self, state: dict[str, Any]) -> None:
         self._parent.set_state(state["parent"])
         self._counts = {key: int(value) for key, value in state["counts"].items()}
+        self._since_kept = 0
 
 
 class Loader(grain.IterDataset):
@@ -97,7 +117,8 @@ class Loader(grain.IterDataset):
         return self.epoch_length
 
     def __iter__(self) -> LoaderIterator:
-        return LoaderIterator(self._parent.__iter__(), self.batch_size, self.drop_remainder, self.epoch_length)
+        return LoaderIterator(self._parent.__iter__(), self.batch_size, self.drop_remainder, self.epoch_length,
+                              self.description)
 
     def __str__(self) -> str:
         return f"Loader({self.description}, {self.epoch_length} images per epoch)"

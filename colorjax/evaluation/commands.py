@@ -82,6 +82,7 @@ def evaluate_to_file(
 
     if (checkpoint is None) == (baseline is None):
         raise ValueError("give exactly one of a checkpoint and a baseline")
+    check_report_writable(out)  # before the work, so that a result is never computed and then lost
     record = {"data": data, "split": split, "size": size, "batch_size": batch_size, "checkpoint": None,
               "baseline": baseline, "temperature": None}
     saved_prior = None
@@ -108,6 +109,29 @@ def evaluate_to_file(
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     write_report(out, record, rows)
     return record
+
+
+def check_report_writable(out) -> None:
+    """A ValueError when the record's files (``OUT.json``, ``OUT.md``, ``OUT_grid.png``) cannot be
+    written: a folder in their place, a parent that is a file, or a folder that is not writable."""
+    import tempfile
+    from pathlib import Path
+
+    from colorjax.evaluation.report import report_paths
+
+    paths = report_paths(out)
+    for path in paths.values():
+        if path.is_dir():
+            raise ValueError(f"{path}: --out would write this file, but it is a folder")
+    parent = paths["json"].parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{parent}: --out's folder is a file")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"{Path(out)}: the record cannot be written in {parent} ({error.strerror or error})") from None
 
 
 def resolve_prior(prior_path, saved_prior, data, split, size, data_dir):

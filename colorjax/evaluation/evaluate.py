@@ -76,7 +76,13 @@ def evaluate(
         if len(rgb_uint8) == 0:
             break
         lab = color.rgb_uint8_to_lab(rgb_uint8)
-        pred_lab = jnp.concatenate([lab[..., :1], predictor(lab)], axis=-1)
+        pred_ab = predictor(lab)
+        if not bool(jnp.isfinite(pred_ab).all()):
+            raise ValueError(
+                f"the predictor's ab holds NaN or infinity (images {n_images} to {n_images + len(rgb_uint8) - 1}): "
+                f"a diverged or corrupt model; no metrics were computed from it"
+            )
+        pred_lab = jnp.concatenate([lab[..., :1], pred_ab], axis=-1)
         accumulator.update(batch_metric_sums_lab(pred_lab, lab, prior=prior))  # jitted inside
         rows.extend(_grid_rows(lab, color.lab_to_rgb(pred_lab), rgb_uint8, grid_images - len(rows)))
         n_images += len(rgb_uint8)

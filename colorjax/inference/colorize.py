@@ -49,9 +49,15 @@ class ColorizeSummary:
 
     written: list[Path] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    skipped: list[Path] = dataclasses.field(default_factory=list)  # outputs that existed (no --overwrite)
 
     def __str__(self) -> str:
-        return f"{len(self.written)} colorized, {len(self.failed)} failed"
+        existing = f", {len(self.skipped)} skipped (output exists; --overwrite replaces)" if self.skipped else ""
+        return f"{len(self.written)} colorized{existing}, {len(self.failed)} failed"
+
+
+class NonFiniteOutputError(ValueError):
+    """The model produced NaN or infinite colours: its parameters are diverged or corrupt."""
 
 
 def checkpoint_directory(path: str | os.PathLike) -> Path:
@@ -72,7 +78,9 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            # A dangling or looping symlink is listed too (it is not a file): reading it fails, and it
+            # is then reported and skipped like any other bad input.
+            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise FileNotFoundError(f"{item}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
             found.extend((p, p.relative_to(path)) for p in files)
@@ -94,9 +102,13 @@ def _unique_names(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     used: set[Path] = set()
     unique = []
     for path, name in found:
-        if path.resolve() in seen_inputs:
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: kept, so that reading it reports it
+            resolved = path.absolute()
+        if resolved in seen_inputs:
             continue
-        seen_inputs.add(path.resolve())
+        seen_inputs.add(resolved)
         stem, candidate, n = name.with_suffix(""), name.with_suffix(""), 1
         while candidate in used:
             candidate, n = Path(f"{stem}_{n}"), n + 1
@@ -228,7 +240,56 @@ def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.nda
     L_small = [shrink_lightness(L, size) for L in L_full]  # numpy: no program traced per image size
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
     ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
+    check_finite_output(ab_small[: len(L_full)])
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
+
+
+def check_finite_output(ab) -> None:
+    """A :class:`NonFiniteOutputError` when predicted ab holds NaN or infinity (a diverged model
+    would otherwise give black or gray images that look like a result)."""
+    ab = np.asarray(ab)
+    if not np.isfinite(ab).all():
+        raise NonFiniteOutputError(
+            f"the model's output holds NaN or infinity in {int(np.sum(~np.isfinite(ab)))} of {ab.size} ab values: "
+            f"its parameters are diverged or corrupt; use an earlier checkpoint"
+        )
+
+
+def output_path(out_dir: str | os.PathLike, name: Path, fmt: str) -> Path:
+    """Where the output of the input named ``name`` goes."""
+    return Path(out_dir) / name.with_name(name.name + OUTPUT_FORMATS[fmt][1])
+
+
+def check_output_folder(out_dir: str | os.PathLike) -> None:
+    """A ValueError, before any work, when ``out_dir`` names a file or cannot be created or written."""
+    import tempfile
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: --out names a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ValueError(f"{out}: the output folder cannot be written ({error.strerror or error})") from None
+
+
+def check_outputs_spare_inputs(todo: list[tuple[Path, Path]], out_dir, fmt: str) -> None:
+    """A ValueError when an output would replace one of the inputs (e.g. ``--out`` the input folder
+    and ``--format`` the inputs' own type)."""
+    inputs = {_resolved(path) for path, _ in todo}
+    for path, name in todo:
+        target = _resolved(output_path(out_dir, name, fmt))
+        if target in inputs:
+            raise ValueError(f"{target}: the output for {path} would replace an input; choose another --out")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def save_image(rgb: np.ndarray, path: Path, fmt: str) -> None:
@@ -250,8 +311,13 @@ def colorize_files(
     fmt: str = "png",
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
+    overwrite: bool = False,
 ) -> ColorizeSummary:
     """Colorize files, folders and globs into ``out_dir``; a bad file is reported and skipped.
+
+    An output that already exists is kept and counted as skipped unless ``overwrite``; an output
+    that would replace an input, and an ``out_dir`` that cannot be written, are refused before any
+    work. A model whose output is not finite raises :class:`NonFiniteOutputError`.
 
     Returns a :class:`ColorizeSummary`; ``on_error(path, reason)`` is called for each bad file as
     it is met (the command line prints it).
@@ -262,11 +328,16 @@ def colorize_files(
 
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
-    suffix = OUTPUT_FORMATS[fmt][1]
     check_size(model, size)
-    model = for_inference(model)
     todo = find_images(inputs)
+    check_outputs_spare_inputs(todo, out_dir, fmt)
+    check_output_folder(out_dir)
+    model = for_inference(model)
     summary = ColorizeSummary()
+    if not overwrite:
+        exists = [(path, name) for path, name in todo if output_path(out_dir, name, fmt).exists()]
+        summary.skipped = [output_path(out_dir, name, fmt) for _, name in exists]
+        todo = [item for item in todo if item not in exists]
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
 
     def load(entry):  # reader threads: decode, L at full resolution and at the model's size
@@ -277,10 +348,12 @@ def colorize_files(
     def run_batch(loaded):  # this thread: one device call per batch, one compiled shape
         L_small = [small for _, small in loaded]
         L_small += [L_small[-1]] * (batch_size - len(L_small))
-        return np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature))[: len(loaded)]
+        ab_small = np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature))[: len(loaded)]
+        check_finite_output(ab_small)
+        return ab_small
 
     def finish(entry, loaded, ab_small):  # writer threads: full-resolution Lab -> sRGB, encode, write
-        target = Path(out_dir) / entry[1].with_name(entry[1].name + suffix)
+        target = output_path(out_dir, entry[1], fmt)
         save_image(join_full_resolution(loaded[0], ab_small), target, fmt)
         return target
 

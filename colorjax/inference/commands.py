@@ -60,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: the checkpoint's)")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", help="output file format")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs that already exist (default: keep them and count them as skipped)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,10 +69,15 @@ def run(args: argparse.Namespace) -> int:
     if not inference_options_are_valid(args, "colorize"):
         return 2
     from colorjax.checkpointing import load_model
-    from colorjax.inference.colorize import check_size, checkpoint_directory, colorize_files, find_images
+    from colorjax.inference.colorize import (
+        NonFiniteOutputError, check_output_folder, check_outputs_spare_inputs, check_size, checkpoint_directory,
+        colorize_files, find_images,
+    )
 
     try:
-        find_images(args.inputs)  # fail on a missing input before loading the model
+        todo = find_images(args.inputs)  # fail on a missing input or an unusable --out before loading the model
+        check_outputs_spare_inputs(todo, args.out, args.format)
+        check_output_folder(args.out)
         model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
         args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
         apply_prior_correction(model, model_config, prior, args.prior_correction)
@@ -78,10 +85,14 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
-    summary = colorize_files(
-        model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
-        fmt=args.format, progress=not args.no_progress,
-        on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
-    )
+    try:
+        summary = colorize_files(
+            model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
+            fmt=args.format, progress=not args.no_progress, overwrite=args.overwrite,
+            on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
+        )
+    except NonFiniteOutputError as error:
+        print(f"colorize: {args.checkpoint}: {error}", file=sys.stderr)
+        return 1
     print(f"{summary} -> {args.out}")
     return 1 if summary.failed else 0

@@ -30,13 +30,18 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(f"{file}: config file not found")
     spec = importlib.util.spec_from_file_location(f"colorjax_experiment_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise ValueError(f"{file}:{error.lineno}: syntax error in the config file: {error.msg}") from None
+    except Exception as error:  # noqa: BLE001 - any failure of the user's file is reported as its own
+        raise ValueError(f"{file}: the config file failed to load: {type(error).__name__}: {error}") from None
     if not hasattr(module, "get_config"):
         raise ValueError(f"{file}: a config file must define get_config() returning a ConfigDict")
     try:
         config = module.get_config(argument) if argument else module.get_config()
-    except TypeError as error:
-        raise ValueError(f"{file}: get_config({argument!r}) failed: {error}") from error
+    except Exception as error:  # noqa: BLE001 - e.g. a bad argument, a typo in a field name
+        raise ValueError(f"{file}: get_config({argument!r}) failed: {type(error).__name__}: {error}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError(f"{file}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
     return config
@@ -69,11 +74,12 @@ def _accept_overrides(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from colorjax.training import NonFiniteLossError, apply_overrides, train
+    from colorjax.training.workdir import WorkdirBusyError
 
     try:
         config = apply_overrides(load_config_file(args.config), args.config_overrides)
         summary = train(config, args.workdir, resume=args.resume)
-    except (FileNotFoundError, FileExistsError, ValueError, NonFiniteLossError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, NonFiniteLossError, WorkdirBusyError) as error:
         print(f"colorjax train: {error}", file=sys.stderr)
         return 1
     brief = {k: summary[k] for k in ("workdir", "method", "steps", "wall_time_s", "final_train_loss", "best_step")}

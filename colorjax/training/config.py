@@ -8,6 +8,7 @@ refuses unknown fields; ``validate`` refuses bad combinations before anything is
 from __future__ import annotations
 
 import ast
+import math
 import os
 
 import ml_collections
@@ -227,5 +228,26 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
         )
     if config.method != "nogan" and config.train.num_steps <= 0:
         raise ValueError(f"config train.num_steps = {config.train.num_steps} must be positive")
+    _check_train_counts(config.train)
+    for name, rate in (("optim.learning_rate", config.optim.learning_rate),
+                       ("discriminator.learning_rate", config.discriminator.learning_rate),
+                       ("nogan.gan_learning_rate", config.nogan.gan_learning_rate),
+                       ("nogan.critic_learning_rate", config.nogan.critic_learning_rate)):
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"config {name} = {rate!r} must be a finite number >= 0")
     if config.optim.schedule == "step" and config.optim.decay_step <= 0:
         raise ValueError("config optim.schedule = 'step' needs optim.decay_step > 0")
+
+
+def _check_train_counts(train: ml_collections.ConfigDict) -> None:
+    """Step intervals positive (they divide the step), counts non-negative (they size lists)."""
+    for name in ("checkpoint_every", "log_every"):
+        if train[name] <= 0:
+            raise ValueError(f"config train.{name} = {train[name]} must be positive (a number of steps)")
+    if train.eval_every < 0:
+        raise ValueError(f"config train.eval_every = {train.eval_every} must be >= 0 (0: only at checkpoints)")
+    for name in ("keep_checkpoints", "eval_images", "grid_images"):
+        if train[name] < 0:
+            raise ValueError(f"config train.{name} = {train[name]} must be >= 0")
+    if train.keep_checkpoints == 0:
+        raise ValueError("config train.keep_checkpoints = 0 would delete every checkpoint: keep at least 1")

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from colorjax.training.workdir import METRICS_FILE, json_safe, truncate_metrics
+
 
 class RunLog:
     """Training and validation records of one run under ``workdir``."""
@@ -26,11 +28,15 @@ class RunLog:
         self.writer = None
         self.jsonl = None
         self._last_time, self._last_step = time.perf_counter(), start_step
+        self.dropped_records = 0
         if not enabled:
             return
         from tqdm import tqdm
 
-        self.jsonl = open(self.workdir / "metrics.jsonl", "a")
+        # A resumed run continues the records of the step it restored; later ones (written before a
+        # kill or a crash, or by a run that diverged) are dropped so that no step appears twice.
+        self.dropped_records = truncate_metrics(self.workdir, start_step)
+        self.jsonl = open(self.workdir / METRICS_FILE, "a")
         if tensorboard:
             from tensorboardX import SummaryWriter  # imports torch when installed: seconds, so only here
 
@@ -39,8 +45,8 @@ class RunLog:
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
 
     def _record(self, split: str, step: int, values: dict) -> None:
-        record = {"step": step, "split": split, **{k: float(v) for k, v in values.items()}}
-        self.jsonl.write(json.dumps(record) + "\n")
+        record = {"step": step, "split": split, **{k: json_safe(float(v)) for k, v in values.items()}}
+        self.jsonl.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: NaN / inf as null
         self.jsonl.flush()
         if self.writer is not None:
             for name, value in values.items():

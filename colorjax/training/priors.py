@@ -28,6 +28,11 @@ def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarr
         total = counts if total is None else total + counts
     if total is None:
         raise ValueError("the training data yielded no batch to count colours from")
+    if not total.sum() > 0:
+        raise ValueError(
+            f"the training split yields no colour image in {num_batches} batches: every image is gray "
+            f"(no chroma), so there are no colours to count a prior from"
+        )
     return total
 
 

@@ -76,6 +76,8 @@ def save(manager, step: int, state: dict, *, model_config: dict, prior, config_j
     items[DATA] = grain.checkpoint.CheckpointSave(iterator)
     manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
     manager.wait_until_finished()
+    if jax.process_index() == 0:
+        checkpointing.write_manifest(manager.directory / str(step))
 
 
 def _restore_leaves(manager, step, item, abstract_tree, sharding):
