@@ -9,6 +9,9 @@ Images are grouped in fixed-size batches so that the model runs on the device on
 one compiled shape (the last batch is padded). Colours that the predicted ab puts outside the sRGB
 gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the output's
 L is the input's L up to 8-bit rounding.
+
+A model that takes hints (SIGGRAPH17) can be given user hints (:mod:`colorjax.hints`): points of
+the full-resolution image with a colour, drawn onto the ``size`` x ``size`` grid the net sees.
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ def check_size(model: nnx.Module, size: int) -> None:
     model.check_input(jax.ShapeDtypeStruct((1, side, side, 1), jnp.float32))
 
 
-def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -> jnp.ndarray:
+def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float, hints=None) -> jnp.ndarray:
     """ab at the model's output resolution covering all of L [B, S, S, 1] (traceable).
 
     A backbone with valid convolutions loses ``model.border`` pixels per side; L is edge-padded by
@@ -164,17 +167,22 @@ def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -
     pad = getattr(model, "border", 0)
     if pad:
         L = jnp.pad(L, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return model.predict_ab(L, temperature=temperature)
+        if hints is not None:  # no hint in the padding
+            hints = jnp.pad(hints, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    if hints is None:
+        return model.predict_ab(L, temperature=temperature)
+    return model.predict_ab(L, temperature=temperature, hints=hints)
 
 
 @nnx.jit
-def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
-    return predict_ab_covering(model, L_small, temperature)
+def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: jnp.ndarray, hints=None) -> jnp.ndarray:
+    return predict_ab_covering(model, L_small, temperature, hints)
 
 
-def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
-    """ab at the model's output resolution for a batch of L [B, size, size, 1], jitted (T traced)."""
-    return _predict_ab(model, L_small, jnp.float32(temperature))
+def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float, hints=None) -> jnp.ndarray:
+    """ab at the model's output resolution for a batch of L [B, size, size, 1] (and hints
+    [B, size, size, 3] for a model that takes them), jitted (T traced)."""
+    return _predict_ab(model, L_small, jnp.float32(temperature), hints)
 
 
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
@@ -191,26 +199,40 @@ def colorize_arrays(
     size: int = DEFAULT_SIZE,
     temperature: float = DEFAULT_TEMPERATURE,
     batch_size: int = 8,
+    hints=None,
 ) -> list[np.ndarray]:
-    """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size."""
-    return _colorize_arrays(for_inference(model), images, size, temperature, batch_size)
+    """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size.
+
+    ``hints`` (models that take them): one list of hints (:class:`colorjax.hints.Hint` or dicts as
+    in the hints file) for every image, or one such list (or None) per image.
+    """
+    from colorjax.hints import hints_per_image
+
+    per_image = hints_per_image(model, hints, len(images))
+    return _colorize_arrays(for_inference(model), images, size, temperature, batch_size, per_image)
 
 
-def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+def _colorize_arrays(model, images, size, temperature, batch_size, hints=None) -> list[np.ndarray]:
     """:func:`colorize_arrays` with a model from :func:`for_inference` (evaluation mode, Winograd
-    kernels transformed once)."""
+    kernels transformed once) and ``hints`` None or one list per image."""
     out: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
-        out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size))
+        batch_hints = None if hints is None else hints[start : start + batch_size]
+        out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size, batch_hints))
     return out
 
 
-def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+def _colorize_batch(model, images, size, temperature, batch_size, hints=None) -> list[np.ndarray]:
+    from colorjax.hints import hint_map
+
     rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
+    maps = None if hints is None else [hint_map(h, rgb.shape[:2], size) for h, rgb in zip(hints, rgbs)]
     L_full = [lightness(rgb) for rgb in rgbs]
     L_small = [jax.image.resize(L, (size, size, 1), method="linear", antialias=True) for L in L_full]
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
-    ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
+    if maps is not None:
+        maps = jnp.stack(maps + [np.zeros_like(maps[0])] * (batch_size - len(maps)))
+    ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature, maps)
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
 
 
@@ -233,11 +255,14 @@ def colorize_files(
     fmt: str = "png",
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
+    hints=None,
 ) -> ColorizeSummary:
     """Colorize files, folders and globs into ``out_dir``; a bad file is reported and skipped.
 
     Returns a :class:`ColorizeSummary`; ``on_error(path, reason)`` is called for each bad file as
-    it is met (the command line prints it).
+    it is met (the command line prints it). ``hints``: a :class:`colorjax.hints.HintFile` (its
+    points for every image and those named for each file); an image whose hints do not fit it (a
+    point outside it) is reported and skipped like a bad file.
     """
     from tqdm.auto import tqdm
 
@@ -247,23 +272,31 @@ def colorize_files(
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     suffix = OUTPUT_FORMATS[fmt][1]
     check_size(model, size)
+    if hints is not None:
+        from colorjax.hints import check_takes_hints, hint_map
+
+        check_takes_hints(model)
     model = for_inference(model)
     todo = find_images(inputs)
     summary = ColorizeSummary()
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
     for start in range(0, len(todo), batch_size):
-        loaded, names = [], []
+        loaded, names, image_hints = [], [], []
         for path, name in todo[start : start + batch_size]:
             try:
-                loaded.append(load_image(path))
+                image = load_image(path)
+                if hints is not None:
+                    image_hints.append(hints.for_image(path))
+                    hint_map(image_hints[-1], image.shape[:2], size)  # a point outside this image: skip it
+                loaded.append(image)
                 names.append(name)
-            except (BadImageError, OSError) as error:
+            except (BadImageError, OSError, ValueError) as error:
                 summary.failed[str(path)] = str(error)
                 if on_error is not None:
                     on_error(path, str(error))
                 bar.update(1)
         if loaded:
-            colorized = _colorize_arrays(model, loaded, size, temperature, batch_size)
+            colorized = _colorize_arrays(model, loaded, size, temperature, batch_size, image_hints if hints is not None else None)
             for rgb, name in zip(colorized, names):
                 target = Path(out_dir) / name.with_name(name.name + suffix)
                 save_image(rgb, target, fmt)

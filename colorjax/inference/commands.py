@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="images per device call")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), default="png", help="output file format")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--hints", default=None, metavar="JSON",
+        help="user hints for a user-guided (siggraph17) model: points with a colour (see colorjax.hints)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,16 +42,21 @@ def run(args: argparse.Namespace) -> int:
     from colorjax.checkpointing import load_model
     from colorjax.inference.colorize import check_size, checkpoint_directory, colorize_files, find_images
 
+    from colorjax.hints import check_takes_hints, load_hints
+
     try:
         find_images(args.inputs)  # fail on a missing input before loading the model
+        hints = None if args.hints is None else load_hints(args.hints)
         model, _, _ = load_model(checkpoint_directory(args.checkpoint), args.step)
         check_size(model, args.size)
+        if hints is not None:
+            check_takes_hints(model)
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     summary = colorize_files(
         model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
-        fmt=args.format, progress=not args.no_progress,
+        fmt=args.format, progress=not args.no_progress, hints=hints,
         on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
     )
     print(f"{summary} -> {args.out}")
