@@ -126,6 +126,7 @@ def test_models_without_hint_input_refuse_hints():
         colorize_arrays(eccv16, [photo()], size=32, hints=[{"x": 1, "y": 1, "ab": [0, 0]}])
 
 
+@pytest.mark.slow
 def test_colorize_command_with_hints(tmp_path, copying_model, capsys):
     from PIL import Image
 

@@ -40,6 +40,7 @@ def test_bins_are_the_grid_of_10_over_plus_minus_110():
     assert len({tuple(b) for b in bins}) == 529
 
 
+@pytest.mark.slow
 def test_heads_set_resolution_and_branches():
     L = jnp.full((1, 32, 32, 1), 50.0)
     regression = build_model("siggraph17", "regression", width=1 / 16, class_bins=529, rngs=nnx.Rngs(0))
@@ -83,7 +84,7 @@ def test_hints_are_refused_by_models_without_a_hint_input_and_checked_for_shape(
         net(L, jnp.zeros((1, 16, 16, 2)))
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "winograd"])
+@pytest.mark.parametrize("algorithm", ["auto", pytest.param("winograd", marks=pytest.mark.slow)])
 def test_converted_release_matches_pytorch_with_and_without_hints(reference, algorithm):
     model, config, report = convert_siggraph17(load_pth(PTH), PTH)
     assert config == {"backbone": "siggraph17", "head": "regression", "width": 1 / 16, "bn_affine": True,
@@ -128,6 +129,7 @@ def test_mismatched_state_dicts_are_refused_with_the_key_named():
         convert_siggraph17(eccv16, "eccv16.pth")
 
 
+@pytest.mark.slow
 def test_convert_command_writes_a_checkpoint_that_loads(tmp_path, reference, capsys):
     out = tmp_path / "siggraph17"
     assert main(["convert", "siggraph17", PTH, "--out", str(out)]) == 0
