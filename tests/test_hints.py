@@ -11,6 +11,7 @@ resizes to and from the net's size), not what a trained net learns.
 
 import json
 import os
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +28,7 @@ from colorjax.hints import Hint, HintError, hint_map, hints_from_json, load_hint
 from colorjax.models import build_model
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 GRAY = 130  # the test photo's gray level: L = 54.6
 GREEN = "#3f8a52"  # L about 51: inside the sRGB gamut at the photo's L with its own ab
 
@@ -118,6 +120,23 @@ def test_a_hints_colour_is_reproduced_at_its_point(copying_model):
     assert np.abs(ab_at(rgb, 225, 120) - parse_colour(GREEN)).max() < 5
     assert np.abs(ab_at(rgb, 150, 20)).max() < 1  # away from the hints: gray, as this net says
     assert np.abs(np.asarray(rgb_uint8_to_lab(rgb_plain))[..., 1:]).max() < 1  # no hints: gray everywhere
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/data/imagenet-samples is not present")
+def test_hints_on_a_real_photo_land_on_their_pixels(copying_model):
+    from colorjax.data import load_image
+
+    rgb = load_image(SAMPLES / "n01443537_goldfish.JPEG")
+    height, width = rgb.shape[:2]
+    lab = np.asarray(rgb_uint8_to_lab(rgb))
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    rows, cols = np.nonzero((chroma > 15) & (chroma < 45))  # colours the copying net keeps within 5
+    order = np.argsort(np.hypot(rows - height / 2, cols - width / 2))[::997][:3]
+    hints = [{"x": int(cols[i]), "y": int(rows[i]), "ab": lab[rows[i], cols[i], 1:].tolist(), "size": 5} for i in order]
+    (out,) = colorize_arrays(copying_model, [rgb], size=128, hints=hints)
+    assert out.shape == rgb.shape
+    for hint in hints:
+        assert np.abs(ab_at(out, hint["x"], hint["y"]) - hint["ab"]).max() < 5, hint
 
 
 def test_models_without_hint_input_refuse_hints():
