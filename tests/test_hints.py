@@ -168,6 +168,17 @@ def test_colorize_command_with_hints(tmp_path, copying_model, capsys):
     assert main([*args, "--hints", str(hints)]) == 1  # the point is outside this 220 x 150 photo
     assert "point 1: (100, 170) is outside the 220 x 150 image" in capsys.readouterr().err
 
+    # Per-image hints; the small photo's point is outside it: that photo is skipped, the other keeps its own.
+    Image.fromarray(photo(40, 50)).save(tmp_path / "small.png")
+    per_image = tmp_path / "per_image.json"
+    per_image.write_text(json.dumps({"images": {"small.png": [{"x": 60, "y": 10, "ab": [40, 0]}],
+                                                "photo.png": [{"x": 30, "y": 100, "ab": [-20, 30], "size": 5}]}}))
+    assert main([args[0], str(tmp_path / "small.png"), *args[1:], "--hints", str(per_image)]) == 1
+    assert "image 'small.png' point 1: (60, 10) is outside the 50 x 40 image" in capsys.readouterr().err
+    rgb = np.asarray(Image.open(out / "photo.png"))
+    assert np.abs(ab_at(rgb, 30, 100) - [-20, 30]).max() < 5
+    assert np.abs(ab_at(rgb, 60, 10)).max() < 1  # the small photo's hint landed on no other photo
+
     eccv16 = tmp_path / "eccv16"
     assert main(["convert", "eccv16", os.path.join(FIXTURES, "eccv16_w16.pth"), "--out", str(eccv16)]) == 0
     args[3] = str(eccv16)

@@ -14,7 +14,9 @@ from colorjax.cli import main
 from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.siggraph17 import bn_prefixes, convert_siggraph17
+from colorjax.inference.colorize import predict_ab_batch
 from colorjax.models import build_model, winograd
+from colorjax.models.layers import for_inference
 from colorjax.models.siggraph17 import siggraph17_bins
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -139,3 +141,7 @@ def test_convert_command_writes_a_checkpoint_that_loads(tmp_path, reference, cap
     L = jnp.asarray(reference["L"])
     assert np.abs(model(L, fixture_hints(reference)) - reference["ab"]).max() < PARITY
     assert np.abs(model(L) - reference["ab_no_hints"]).max() < PARITY
+    # The jitted prediction colorize runs (evaluation mode, inference Winograd kernels), with hints:
+    inference = for_inference(model)
+    assert np.abs(predict_ab_batch(inference, L, 0.38, fixture_hints(reference)) - reference["ab"]).max() < PARITY
+    assert np.abs(predict_ab_batch(inference, L, 0.38) - reference["ab_no_hints"]).max() < PARITY

@@ -272,9 +272,9 @@ def colorize_files(
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     suffix = OUTPUT_FORMATS[fmt][1]
     check_size(model, size)
-    if hints is not None:
-        from colorjax.hints import check_takes_hints, hint_map
+    from colorjax.hints import HintError, check_takes_hints, hint_map
 
+    if hints is not None:
         check_takes_hints(model)
     model = for_inference(model)
     todo = find_images(inputs)
@@ -286,11 +286,12 @@ def colorize_files(
             try:
                 image = load_image(path)
                 if hints is not None:
-                    image_hints.append(hints.for_image(path))
-                    hint_map(image_hints[-1], image.shape[:2], size)  # a point outside this image: skip it
+                    these = hints.for_image(path)
+                    hint_map(these, image.shape[:2], size)  # a point outside this image: skip it
+                    image_hints.append(these)
                 loaded.append(image)
                 names.append(name)
-            except (BadImageError, OSError, ValueError) as error:
+            except (BadImageError, OSError, HintError) as error:
                 summary.failed[str(path)] = str(error)
                 if on_error is not None:
                     on_error(path, str(error))
