@@ -10,6 +10,20 @@ ab), with the same positions for both models; the net runs at the photo's size. 
 AuC (ab L2 threshold 0-150), PSNR (RGB), and at the hinted pixels the mean |predicted ab - hint ab|
 and the fraction within 5 ab units. The control is the same architecture and width at random init
 (seed 1). Writes ``curve.json`` and ``curve.png``.
+
+Measured (2-core shared CPU): the tiny model of ``user_guided.py:tiny`` at width 1/8 on 32 px
+tiny-imagenet-64 photos, 300 steps (``--config.model.width=0.125 --config.data.crop_size=32
+--config.train.num_steps=300``), then ``--size 32 --images 512`` on the validation split:
+
+    hints            0      1      2      5      10     50
+    trained AuC    88.24  88.52  88.77  89.15  89.31  89.22
+    trained PSNR   19.82  20.07  20.31  20.70  20.95  21.22
+    control AuC    82.84  81.06  79.33  74.83  69.04  54.53
+    control PSNR   18.28  17.40  16.64  15.18  13.77  11.41
+
+AuC rises from 0 to 10 hints and dips by 0.09 at 50; PSNR rises throughout. At hinted pixels the
+trained model is still 12.6-13.7 ab units from the hint on average (21 % within 5): 300 steps
+teach it to use hints, not yet to copy them.
 """
 
 from __future__ import annotations
