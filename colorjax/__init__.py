@@ -20,6 +20,8 @@ _LAZY = {
     "load_model": "colorjax.checkpointing",
     "colorize_files": "colorjax.inference",
     "colorize_arrays": "colorjax.inference",
+    "Hint": "colorjax.hints",
+    "load_hints": "colorjax.hints",
     "make_loader": "colorjax.data",
     "load_image": "colorjax.data",
     "get_config": "colorjax.training",

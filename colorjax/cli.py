@@ -14,9 +14,9 @@ import sys
 # subcommand -> (module that owns it, one-line help)
 SUBCOMMANDS = {
     "data": ("colorjax.data.commands", "build, convert and inspect datasets"),
-    "convert": ("colorjax.convert.commands", "convert PyTorch weights (ECCV16, VGG16) to orbax"),
+    "convert": ("colorjax.convert.commands", "convert PyTorch weights (ECCV16, SIGGRAPH17, VGG16) to orbax"),
     "train": ("colorjax.training.commands", "train a model from an experiment config"),
-    "colorize": ("colorjax.inference.commands", "colorize images, folders and globs"),
+    "colorize": ("colorjax.inference.commands", "colorize images, folders and globs (with --hints: user-guided)"),
     "evaluate": ("colorjax.evaluation.commands", "evaluate a checkpoint or a baseline on a dataset"),
     "table": ("colorjax.evaluation.tables", "write the papers' tables from checkpoints"),
     "demo": ("colorjax.demo.commands", "serve a local colorization page for a checkpoint"),

@@ -9,6 +9,11 @@ Files written (all small, committed):
   PyTorch eval-mode outputs (NHWC): ``logits`` (model8.6), ``ab_release`` (110 * model_out(softmax)),
   and ``logits_identity_bn`` for image 0 after setting every BatchNorm weight to 1 and bias to 0 (the
   layout of the release, whose Caffe BatchNorm has no affine part).
+- ``siggraph17_w16.pth``: SIGGRAPH17 at width 1/16 in the release's key layout, random weights,
+  BatchNorm statistics and affine values; ``siggraph17_w16_outputs.npz``: L [2, 32, 32, 1], hints
+  ``hint_ab`` [2, 32, 32, 2] / ``hint_mask`` [2, 32, 32, 1] (image 0: 3 hinted 2 x 2 patches, image
+  1: none), and the eval outputs ``ab`` (110 tanh(model_out), full resolution) and ``logits``
+  (model_class, 1/4 resolution) with those hints, ``ab_no_hints`` / ``logits_no_hints`` without.
 - ``vgg16_w8.pth``: torchvision-layout VGG16 features, first 4 convs at width 1/8, plus a
   classifier entry the converter must ignore; ``vgg16_w8_legacy.pth``: the same in torch's pre-1.6
   (non-zip) format; ``vgg16_w8_outputs.npz``: RGB [1, 16, 16, 3] and relu1_2 / conv2_2 (NHWC).
@@ -25,7 +30,9 @@ import pathlib
 import numpy as np
 import torch
 
-from torch_reference import ECCV16Torch, PatchDiscriminatorTorch, Pix2PixGeneratorTorch, vgg16_features_torch
+from torch_reference import (
+    ECCV16Torch, PatchDiscriminatorTorch, Pix2PixGeneratorTorch, SIGGRAPH17Torch, vgg16_features_torch,
+)
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -67,6 +74,29 @@ def eccv16_fixture(generator: torch.Generator) -> None:
         L=nhwc(L), logits=nhwc(logits), ab_release=nhwc(ab), logits_identity_bn=nhwc(logits_identity),
     )
     print(f"eccv16: logits std {logits.std():.3f}, max |logit| {logits.abs().max():.3f}")
+
+
+def siggraph17_fixture(generator: torch.Generator) -> None:
+    net = SIGGRAPH17Torch(width=1 / 16)
+    randomise_batch_norms(net, generator)
+    net.model_out[0].weight.data.mul_(5.0)  # ab spread over tens of units, not squashed near 0
+    net.model1[0].weight.data[:, 1:].mul_(10.0)  # hints that move the output by many ab units
+    net.eval()
+    L = torch.rand(2, 1, 32, 32, generator=generator) * 100
+    hint_ab = torch.zeros(2, 2, 32, 32)
+    hint_mask = torch.zeros(2, 1, 32, 32)
+    for y, x in ((4, 6), (17, 20), (27, 9)):  # image 0: three 2 x 2 patches; image 1: no hint
+        hint_ab[0, :, y : y + 2, x : x + 2] = ((torch.rand(2, 1, 1, generator=generator) - 0.5) * 160)
+        hint_mask[0, :, y : y + 2, x : x + 2] = 1.0
+    with torch.no_grad():
+        ab, logits = net(L, hint_ab, hint_mask)
+        ab_none, logits_none = net(L)
+    torch.save(net.state_dict(), FIXTURES / "siggraph17_w16.pth")
+    np.savez(
+        FIXTURES / "siggraph17_w16_outputs.npz", L=nhwc(L), hint_ab=nhwc(hint_ab), hint_mask=nhwc(hint_mask),
+        ab=nhwc(ab), logits=nhwc(logits), ab_no_hints=nhwc(ab_none), logits_no_hints=nhwc(logits_none),
+    )
+    print(f"siggraph17: ab std {ab.std():.2f}, hints move ab by up to {(ab - ab_none).abs().max():.2f}")
 
 
 def vgg16_fixture(generator: torch.Generator) -> None:
@@ -124,6 +154,7 @@ def main() -> None:
     vgg16_fixture(generator)
     tensors_fixture(generator)
     pix2pix_fixture(generator)
+    siggraph17_fixture(generator)  # last: the earlier fixtures keep their random draws
     for path in sorted(FIXTURES.iterdir()):
         print(f"{path.name}: {path.stat().st_size / 1024:.1f} KiB")
 

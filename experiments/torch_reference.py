@@ -5,6 +5,9 @@ against PyTorch; the colorjax library never imports this file (nor torch).
 
 - :class:`ECCV16Torch`: Zhang et al.'s ECCV16 net with the state-dict keys of the official PyTorch
   port (``model1.0`` ... ``model8.6``, ``model_out``) and a width multiplier.
+- :class:`SIGGRAPH17Torch`: Zhang, Zhu et al.'s user-guided net (SIGGRAPH 2017) with the keys of the
+  official PyTorch release (``model1.0`` ... ``model10.1``, ``model8up`` ... ``model1short10``,
+  ``model_class``, ``model_out``) and a width multiplier.
 - :class:`Pix2PixGeneratorTorch`: the pix2pix ``unet_256`` generator (num_downs levels).
 - :class:`PatchDiscriminatorTorch`: the pix2pix 70 x 70 PatchGAN.
 - :func:`vgg16_features_torch`: ``nn.Sequential`` in torchvision's ``vgg16().features`` layout.
@@ -65,6 +68,61 @@ class ECCV16Torch(nn.Module):
             x = block(x)
         logits = self.model8(x)
         return logits, AB_SCALE * self.model_out(self.softmax(logits))
+
+
+def _stride1_convs(channels, out, n, *, dilation=1):
+    """SIGGRAPH17's encoder block: n (conv, ReLU) pairs, all stride 1, then BatchNorm."""
+    layers = []
+    for _ in range(n):
+        layers += [nn.Conv2d(channels, out, 3, padding=dilation, dilation=dilation), nn.ReLU(True)]
+        channels = out
+    return nn.Sequential(*layers, nn.BatchNorm2d(out))
+
+
+class SIGGRAPH17Torch(nn.Module):
+    """SIGGRAPH17 with the release's key layout; forward returns (ab at full resolution, logits at 1/4)."""
+
+    def __init__(self, width: float = 1.0, num_bins: int = 529):
+        super().__init__()
+        c = lambda n: scaled(n, width)  # noqa: E731
+        self.model1 = _stride1_convs(4, c(64), 2)
+        self.model2 = _stride1_convs(c(64), c(128), 2)
+        self.model3 = _stride1_convs(c(128), c(256), 3)
+        self.model4 = _stride1_convs(c(256), c(512), 3)
+        self.model5 = _stride1_convs(c(512), c(512), 3, dilation=2)
+        self.model6 = _stride1_convs(c(512), c(512), 3, dilation=2)
+        self.model7 = _stride1_convs(c(512), c(512), 3)
+        self.model8up = nn.Sequential(nn.ConvTranspose2d(c(512), c(256), 4, stride=2, padding=1))
+        self.model3short8 = nn.Sequential(nn.Conv2d(c(256), c(256), 3, padding=1))
+        self.model8 = nn.Sequential(
+            nn.ReLU(True), nn.Conv2d(c(256), c(256), 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(c(256), c(256), 3, padding=1), nn.ReLU(True), nn.BatchNorm2d(c(256)),
+        )
+        self.model9up = nn.Sequential(nn.ConvTranspose2d(c(256), c(128), 4, stride=2, padding=1))
+        self.model2short9 = nn.Sequential(nn.Conv2d(c(128), c(128), 3, padding=1))
+        self.model9 = nn.Sequential(
+            nn.ReLU(True), nn.Conv2d(c(128), c(128), 3, padding=1), nn.ReLU(True), nn.BatchNorm2d(c(128)),
+        )
+        self.model10up = nn.Sequential(nn.ConvTranspose2d(c(128), c(128), 4, stride=2, padding=1))
+        self.model1short10 = nn.Sequential(nn.Conv2d(c(64), c(128), 3, padding=1))
+        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(c(128), c(128), 3, padding=1), nn.LeakyReLU(0.2))
+        self.model_class = nn.Sequential(nn.Conv2d(c(256), num_bins, 1))
+        self.model_out = nn.Sequential(nn.Conv2d(c(128), 2, 1), nn.Tanh())
+
+    def forward(self, L: torch.Tensor, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None):
+        if hint_ab is None:
+            hint_ab = torch.cat([L * 0, L * 0], 1)
+        if hint_mask is None:
+            hint_mask = L * 0
+        conv1 = self.model1(torch.cat([(L - 50.0) / 100.0, hint_ab / AB_SCALE, hint_mask], 1))
+        conv2 = self.model2(conv1[:, :, ::2, ::2])
+        conv3 = self.model3(conv2[:, :, ::2, ::2])
+        x = self.model4(conv3[:, :, ::2, ::2])
+        x = self.model7(self.model6(self.model5(x)))
+        conv8 = self.model8(self.model8up(x) + self.model3short8(conv3))
+        conv9 = self.model9(self.model9up(conv8) + self.model2short9(conv2))
+        conv10 = self.model10(self.model10up(conv9) + self.model1short10(conv1))
+        return AB_SCALE * self.model_out(conv10), self.model_class(conv8)
 
 
 class _UNetBlock(nn.Module):

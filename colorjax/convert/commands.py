@@ -1,6 +1,6 @@
-"""``colorjax convert eccv16|vgg16 FILE.pth --out DIR``: PyTorch weights to an orbax checkpoint.
+"""``colorjax convert eccv16|siggraph17|vgg16 FILE.pth --out DIR``: PyTorch weights to an orbax checkpoint.
 
-The ECCV16 checkpoint loads with :func:`colorjax.checkpointing.load_model` (and so with
+The ECCV16 and SIGGRAPH17 checkpoints load with :func:`colorjax.checkpointing.load_model` (and so with
 ``colorjax colorize``); the VGG16 one with :func:`colorjax.models.vgg16.load_vgg16`.
 """
 
@@ -14,7 +14,7 @@ from colorjax.models.vgg16 import PERCEPTUAL_LAYERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("network", choices=("eccv16", "vgg16"), help="which network the file holds")
+    parser.add_argument("network", choices=("eccv16", "siggraph17", "vgg16"), help="which network the file holds")
     parser.add_argument("file", help="PyTorch .pth state dict (read without torch, tensors only)")
     parser.add_argument("--out", required=True, help="new (or empty) directory for the orbax checkpoint")
     parser.add_argument(
@@ -48,11 +48,13 @@ def _convert(args: argparse.Namespace, state: dict) -> str:
     import numpy as np
     from flax import nnx
 
-    if args.network == "eccv16":
+    if args.network in ("eccv16", "siggraph17"):
         from colorjax.checkpointing import save_model
         from colorjax.convert.eccv16 import convert_eccv16
+        from colorjax.convert.siggraph17 import convert_siggraph17
 
-        model, config, report = convert_eccv16(state, args.file)
+        convert = convert_eccv16 if args.network == "eccv16" else convert_siggraph17
+        model, config, report = convert(state, args.file)
         save_model(args.out, model, config)
     else:
         from colorjax.convert.vgg16 import convert_vgg16

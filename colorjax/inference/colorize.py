@@ -11,6 +11,9 @@ NumPy and the full-resolution pixel work in fixed-size chunks, so a new image si
 nothing. Colours that the predicted ab puts outside the sRGB
 gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the output's
 L is the input's L up to 8-bit rounding.
+
+A model that takes hints (SIGGRAPH17) can be given user hints (:mod:`colorjax.hints`): points of
+the full-resolution image with a colour, drawn onto the ``size`` x ``size`` grid the net sees.
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ def check_size(model: nnx.Module, size: int) -> None:
     model.check_input(jax.ShapeDtypeStruct((1, side, side, 1), jnp.float32))
 
 
-def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -> jnp.ndarray:
+def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float, hints=None) -> jnp.ndarray:
     """ab at the model's output resolution covering all of L [B, S, S, 1] (traceable).
 
     A backbone with valid convolutions loses ``model.border`` pixels per side; L is edge-padded by
@@ -193,17 +196,22 @@ def predict_ab_covering(model: nnx.Module, L: jnp.ndarray, temperature: float) -
     pad = getattr(model, "border", 0)
     if pad:
         L = jnp.pad(L, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return model.predict_ab(L, temperature=temperature)
+        if hints is not None:  # no hint in the padding
+            hints = jnp.pad(hints, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    if hints is None:
+        return model.predict_ab(L, temperature=temperature)
+    return model.predict_ab(L, temperature=temperature, hints=hints)
 
 
 @nnx.jit
-def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: jnp.ndarray) -> jnp.ndarray:
-    return predict_ab_covering(model, L_small, temperature)
+def _predict_ab(model: nnx.Module, L_small: jnp.ndarray, temperature: jnp.ndarray, hints=None) -> jnp.ndarray:
+    return predict_ab_covering(model, L_small, temperature, hints)
 
 
-def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float) -> jnp.ndarray:
-    """ab at the model's output resolution for a batch of L [B, size, size, 1], jitted (T traced)."""
-    return _predict_ab(model, L_small, jnp.float32(temperature))
+def predict_ab_batch(model: nnx.Module, L_small: jnp.ndarray, temperature: float, hints=None) -> jnp.ndarray:
+    """ab at the model's output resolution for a batch of L [B, size, size, 1] (and hints
+    [B, size, size, 3] for a model that takes them), jitted (T traced)."""
+    return _predict_ab(model, L_small, jnp.float32(temperature), hints)
 
 
 def join_full_resolution(L_full: np.ndarray, ab_small: jnp.ndarray) -> np.ndarray:
@@ -220,26 +228,40 @@ def colorize_arrays(
     size: int = DEFAULT_SIZE,
     temperature: float = DEFAULT_TEMPERATURE,
     batch_size: int = 8,
+    hints=None,
 ) -> list[np.ndarray]:
-    """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size."""
-    return _colorize_arrays(for_inference(model), images, size, temperature, batch_size)
+    """Colorize uint8 RGB (or gray [H, W]) images of any sizes; each output matches its input's size.
+
+    ``hints`` (models that take them): one list of hints (:class:`colorjax.hints.Hint` or dicts as
+    in the hints file) for every image, or one such list (or None) per image.
+    """
+    from colorjax.hints import hints_per_image
+
+    per_image = hints_per_image(model, hints, len(images))
+    return _colorize_arrays(for_inference(model), images, size, temperature, batch_size, per_image)
 
 
-def _colorize_arrays(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+def _colorize_arrays(model, images, size, temperature, batch_size, hints=None) -> list[np.ndarray]:
     """:func:`colorize_arrays` with a model from :func:`for_inference` (evaluation mode, Winograd
-    kernels transformed once)."""
+    kernels transformed once) and ``hints`` None or one list per image."""
     out: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
-        out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size))
+        batch_hints = None if hints is None else hints[start : start + batch_size]
+        out.extend(_colorize_batch(model, images[start : start + batch_size], size, temperature, batch_size, batch_hints))
     return out
 
 
-def _colorize_batch(model, images, size, temperature, batch_size) -> list[np.ndarray]:
+def _colorize_batch(model, images, size, temperature, batch_size, hints=None) -> list[np.ndarray]:
+    from colorjax.hints import hint_map
+
     rgbs = [np.repeat(im[..., None], 3, -1) if im.ndim == 2 else im[..., :3] for im in images]
+    maps = None if hints is None else [hint_map(h, rgb.shape[:2], size) for h, rgb in zip(hints, rgbs)]
     L_full = [lightness(rgb) for rgb in rgbs]
     L_small = [shrink_lightness(L, size) for L in L_full]  # numpy: no program traced per image size
     L_small += [L_small[-1]] * (batch_size - len(L_small))  # pad: one compiled shape for all batches
-    ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature)
+    if maps is not None:
+        maps = jnp.stack(maps + [np.zeros_like(maps[0])] * (batch_size - len(maps)))
+    ab_small = predict_ab_batch(model, jnp.stack(L_small), temperature, maps)
     check_finite_output(ab_small[: len(L_full)])
     return [join_full_resolution(L, ab_small[i]) for i, L in enumerate(L_full)]
 
@@ -312,6 +334,7 @@ def colorize_files(
     progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None,
     overwrite: bool = False,
+    hints=None,
 ) -> ColorizeSummary:
     """Colorize files, folders and globs into ``out_dir``; a bad file is reported and skipped.
 
@@ -320,7 +343,9 @@ def colorize_files(
     work. A model whose output is not finite raises :class:`NonFiniteOutputError`.
 
     Returns a :class:`ColorizeSummary`; ``on_error(path, reason)`` is called for each bad file as
-    it is met (the command line prints it).
+    it is met (the command line prints it). ``hints``: a :class:`colorjax.hints.HintFile` (its
+    points for every image and those named for each file); an image whose hints do not fit it (a
+    point outside it) is reported and skipped like a bad file.
     """
     from tqdm.auto import tqdm
 
@@ -329,6 +354,10 @@ def colorize_files(
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     check_size(model, size)
+    from colorjax.hints import HintError, check_takes_hints, hint_map
+
+    if hints is not None:
+        check_takes_hints(model)
     todo = find_images(inputs)
     check_outputs_spare_inputs(todo, out_dir, fmt)
     check_output_folder(out_dir)
@@ -340,15 +369,20 @@ def colorize_files(
         todo = [item for item in todo if item not in exists]
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
 
-    def load(entry):  # reader threads: decode, L at full resolution and at the model's size
+    def load(entry):  # reader threads: decode, L at full resolution and at the model's size, hints
         rgb = load_image(entry[0])
+        hint = None if hints is None else hint_map(hints.for_image(entry[0]), rgb.shape[:2], size)
         L_full = lightness(rgb)
-        return L_full, shrink_lightness(L_full, size)
+        return L_full, shrink_lightness(L_full, size), hint
 
     def run_batch(loaded):  # this thread: one device call per batch, one compiled shape
-        L_small = [small for _, small in loaded]
+        L_small = [small for _, small, _ in loaded]
         L_small += [L_small[-1]] * (batch_size - len(L_small))
-        ab_small = np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature))[: len(loaded)]
+        maps = None
+        if hints is not None:
+            maps = [hint for _, _, hint in loaded]
+            maps = jnp.stack(maps + [np.zeros_like(maps[0])] * (batch_size - len(maps)))
+        ab_small = np.asarray(predict_ab_batch(model, jnp.stack(L_small), temperature, maps))[: len(loaded)]
         check_finite_output(ab_small)
         return ab_small
 
@@ -360,7 +394,7 @@ def colorize_files(
     for (path, _), target, error in pipelined(todo, load, run_batch, finish, batch_size=batch_size):
         if error is None:
             summary.written.append(target)
-        elif isinstance(error, (BadImageError, OSError)):
+        elif isinstance(error, (BadImageError, OSError, HintError)):
             summary.failed[str(path)] = str(error)
             if on_error is not None:
                 on_error(path, str(error))

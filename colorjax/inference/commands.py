@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that already exist (default: keep them and count them as skipped)")
+    parser.add_argument(
+        "--hints", default=None, metavar="JSON",
+        help="user hints for a user-guided (siggraph17) model: points with a colour (see colorjax.hints)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,21 +78,26 @@ def run(args: argparse.Namespace) -> int:
         colorize_files, find_images,
     )
 
+    from colorjax.hints import check_takes_hints, load_hints
+
     try:
         todo = find_images(args.inputs)  # fail on a missing input or an unusable --out before loading the model
         check_outputs_spare_inputs(todo, args.out, args.format)
         check_output_folder(args.out)
+        hints = None if args.hints is None else load_hints(args.hints)
         model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
         args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
         apply_prior_correction(model, model_config, prior, args.prior_correction)
         check_size(model, args.size)
+        if hints is not None:
+            check_takes_hints(model)
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     try:
         summary = colorize_files(
             model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
-            fmt=args.format, progress=not args.no_progress, overwrite=args.overwrite,
+            fmt=args.format, progress=not args.no_progress, overwrite=args.overwrite, hints=hints,
             on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
         )
     except NonFiniteOutputError as error:

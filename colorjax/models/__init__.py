@@ -3,7 +3,7 @@
 ``build_model(backbone, head, ...)`` is the one place a model is made from its config; the same
 JSON-serialisable kwargs (``rngs`` aside; centres as a nested list) rebuild it from a checkpoint.
 
-Backbones: ``eccv16`` (Zhang et al. 2016), ``unet`` (seed 000), ``pix2pix`` (the pix2pix U-Net
+Backbones: ``eccv16`` (Zhang et al. 2016), ``siggraph17`` (Zhang, Zhu et al. 2017, user-guided), ``unet`` (seed 000), ``pix2pix`` (the pix2pix U-Net
 generator), ``patchnet`` (seed 004). Heads: ``regression``, ``classification``. Also the pix2pix
 :class:`PatchDiscriminator` and :class:`VGG16Features` for perceptual losses.
 """
@@ -20,10 +20,13 @@ from colorjax.models.heads import HEADS, BinCentres, ClassificationHead, Regress
 from colorjax.models.model import ColorizationModel, colorize_lab
 from colorjax.models.patchnet import PatchNet
 from colorjax.models.pix2pix import Pix2PixGenerator, PatchDiscriminator, receptive_field
+from colorjax.models.siggraph17 import SIGGRAPH17
 from colorjax.models.unet import UNet
 from colorjax.models.vgg16 import VGG16Features
 
-BACKBONES = {"eccv16": ECCV16, "unet": UNet, "pix2pix": Pix2PixGenerator, "patchnet": PatchNet}
+BACKBONES = {
+    "eccv16": ECCV16, "siggraph17": SIGGRAPH17, "unet": UNet, "pix2pix": Pix2PixGenerator, "patchnet": PatchNet,
+}
 
 
 def build_model(
@@ -43,7 +46,8 @@ def build_model(
 
     Args:
       backbone: one of ``BACKBONES``; ``backbone_options`` go to its constructor (e.g. ``depth`` for
-        ``unet``, ``num_downs`` for ``pix2pix``, ``bn_affine`` for ``eccv16``).
+        ``unet``, ``num_downs`` for ``pix2pix``, ``bn_affine`` for ``eccv16`` and ``siggraph17``,
+        ``class_bins`` for a regression ``siggraph17``'s auxiliary classification branch).
       head: ``"regression"`` or ``"classification"``.
       centres: bin centres [Q, 2] (array or nested list) of a classification head; default
         Zhang's 313 (:func:`colorjax.bins.zhang_bins`).
@@ -64,7 +68,7 @@ def build_model(
         raise ValueError(f"width must be positive, got {width}")
     if activation is not None:
         check_activation(activation)
-    common = {"self", "out_channels", "width", "activation", "batch_norm", "rngs"}
+    common = {"self", "out_channels", "head_kind", "width", "activation", "batch_norm", "rngs"}
     accepted = set(inspect.signature(BACKBONES[backbone].__init__).parameters) - common
     unknown = sorted(set(backbone_options) - accepted)
     if unknown:
@@ -79,6 +83,8 @@ def build_model(
         if centres is not None or release_projection:
             raise ValueError("a regression head takes neither centres nor release_projection")
         head_module = RegressionHead(regression_output)
+    if "head_kind" in inspect.signature(BACKBONES[backbone].__init__).parameters:
+        backbone_options = {**backbone_options, "head_kind": head}  # siggraph17: which output it ends in
     net = BACKBONES[backbone](
         head_module.channels, width=width, activation=activation, batch_norm=batch_norm, rngs=rngs,
         **backbone_options,
@@ -89,6 +95,6 @@ def build_model(
 __all__ = [
     "ACTIVATIONS", "BACKBONES", "HEADS", "Activation", "BinCentres", "ClassificationHead",
     "ColorizationModel", "ECCV16", "PatchDiscriminator", "PatchNet", "Pix2PixGenerator",
-    "RegressionHead", "ReleaseProjection", "UNet", "VGG16Features",
+    "RegressionHead", "ReleaseProjection", "SIGGRAPH17", "UNet", "VGG16Features",
     "build_model", "colorize_lab", "receptive_field",
 ]

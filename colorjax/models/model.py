@@ -1,7 +1,9 @@
 """A colorization model (backbone + head) and full-resolution colorization with it.
 
 ``ColorizationModel(L)`` maps L [B, H, W, 1] in [0, 100] to the head's output at the backbone's
-resolution: ab in Lab units (regression) or logits [B, h, w, Q] (classification).
+resolution: ab in Lab units (regression) or logits [B, h, w, Q] (classification). A backbone that
+takes hints (``takes_hints``, the user-guided SIGGRAPH17) also takes ``hints`` [B, H, W, 3]: the
+hinted ab in Lab units and a 0 / 1 mask (:mod:`colorjax.hints` makes them from points).
 :func:`colorize_lab` is Zhang's any-size inference (REFERENCE section 2): run the net on L resized
 to ``size`` x ``size``, upsample the ab map bilinearly to the original size and join it with the
 original-resolution L.
@@ -34,6 +36,11 @@ class ColorizationModel(nnx.Module):
         return self.backbone.output_stride
 
     @property
+    def takes_hints(self) -> bool:
+        """Whether the backbone takes user hints (ab and mask) beside L."""
+        return bool(getattr(self.backbone, "takes_hints", False))
+
+    @property
     def border(self) -> int:
         """Input pixels lost on each side (valid convolutions); the output covers the rest."""
         return self.backbone.border
@@ -50,13 +57,35 @@ class ColorizationModel(nnx.Module):
                 f" and larger than {2 * self.border}, got {height} x {width}"
             )
 
-    def __call__(self, L: jax.Array) -> jax.Array:
-        self.check_input(L)
-        return self.head(self.backbone(L))
+    def check_hints(self, L: jax.Array, hints: jax.Array | None) -> None:
+        """A clear error for hints the model cannot take (no hint input, or the wrong shape)."""
+        if hints is None:
+            return
+        if not self.takes_hints:
+            raise ValueError(f"this model ({type(self.backbone).__name__} backbone) takes no hints")
+        if hints.shape != (*L.shape[:-1], 3):
+            raise ValueError(f"hints must have shape {(*L.shape[:-1], 3)} (a, b, mask), got {hints.shape}")
 
-    def predict_ab(self, L: jax.Array, temperature: float = ANNEALED_MEAN_TEMPERATURE) -> jax.Array:
+    def __call__(self, L: jax.Array, hints: jax.Array | None = None) -> jax.Array:
+        self.check_input(L)
+        self.check_hints(L, hints)
+        return self.head(self.backbone(L, hints) if self.takes_hints else self.backbone(L))
+
+    def with_class_logits(self, L: jax.Array, hints: jax.Array | None = None):
+        """``(head output, auxiliary classification logits or None)``: the logits of a regression
+        SIGGRAPH17's ``model_class`` branch (its auxiliary loss); None for other backbones."""
+        self.check_input(L)
+        self.check_hints(L, hints)
+        if not hasattr(self.backbone, "outputs"):
+            return self(L, hints), None
+        out, logits = self.backbone.outputs(L, hints)
+        return self.head(out), (logits if self.head_kind == "regression" else None)
+
+    def predict_ab(
+        self, L: jax.Array, temperature: float = ANNEALED_MEAN_TEMPERATURE, hints: jax.Array | None = None
+    ) -> jax.Array:
         """ab [B, h, w, 2] in Lab units at the output resolution (annealed mean for classification)."""
-        out = self(L)
+        out = self(L, hints)
         return self.head.decode(out, temperature) if self.head_kind == "classification" else out
 
 

@@ -18,6 +18,7 @@ from colorjax.bins import SOFT_ENCODE_K, SOFT_ENCODE_SIGMA
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
 from colorjax.models.winograd import ALGORITHMS
 from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
+from colorjax.training.simulated_hints import GEOMETRIC_P, MAX_POINTS, PATCH_MAX, PATCH_MIN, PLACEMENTS
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
 # pix2pix (Isola et al. 2017): G loss = GAN + 100 * L1 on ab / 110; Adam 2e-4, betas (0.5, 0.999).
@@ -45,7 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.drop_gray = True  # skip gray images (Zhang's non-gray rule) in training
 
     c.model = ml_collections.ConfigDict()
-    c.model.backbone = "eccv16"  # eccv16 | unet | pix2pix | patchnet (colorjax.models.build_model)
+    c.model.backbone = "eccv16"  # eccv16 | siggraph17 | unet | pix2pix | patchnet (colorjax.models.build_model)
     c.model.head = "classification"  # regression | classification
     c.model.width = 1.0  # channel multiplier (1.0: the paper's widths)
     c.model.activation = config_dict.placeholder(str)  # relu | leaky_relu | prelu | elu | rrelu; None: the paper's
@@ -76,6 +77,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.vgg_layers = ("relu2_2",)  # VGG16 layers compared by the perceptual loss
     c.loss.gan = "bce"  # bce (pix2pix) | lsgan (least squares)
     c.loss.discriminator_factor = 0.5  # pix2pix halves the discriminator loss
+    c.loss.class_weight = 1.0  # user-guided regression with model.options.class_bins: auxiliary CE weight
+
+    c.hints = ml_collections.ConfigDict()  # simulated hints, for a model that takes hints (siggraph17)
+    c.hints.p = GEOMETRIC_P  # number of points ~ geometric(p), zero allowed (Zhang, Zhu et al. 2017: 1/8)
+    c.hints.max_points = MAX_POINTS  # cap on the geometric draw (static shapes)
+    c.hints.placement = "mixed"  # mixed (half uniform, half centred Gaussian) | uniform | gaussian
+    c.hints.patch_min = PATCH_MIN  # patch side drawn from [patch_min, patch_max] px (paper: 1-9)
+    c.hints.patch_max = PATCH_MAX
 
     c.optim = ml_collections.ConfigDict()
     c.optim.optimizer = "adam"  # adam | adamw
@@ -182,6 +191,7 @@ _CHOICES = {
     "train.compute_dtype": ("float32", "bfloat16"),
     "train.conv_algorithm": ALGORITHMS,
     "train.remat": ("none", "blocks"),
+    "hints.placement": PLACEMENTS,
 }
 _FREE_GROUPS = ("model.options",)  # backbone keyword options: checked by build_model itself
 

@@ -35,15 +35,15 @@ def _like(new, old):
     return jax.tree.map(lambda n, o: n.astype(o.dtype) if hasattr(o, "dtype") else n, new, old)
 
 
-def apply_module(graphdef, params, rest, *inputs, dtype: str = "float32"):
-    """Run the module ``(graphdef, params, rest)`` on ``inputs`` with its parameters and floating
-    inputs in ``dtype``; returns ``(output in float32, its updated non-parameter state)`` with the
-    state in the dtypes it came in."""
+def apply_module(graphdef, params, rest, *inputs, dtype: str = "float32", method: str | None = None):
+    """Run the module ``(graphdef, params, rest)`` (or its method ``method``) on ``inputs`` with its
+    parameters and floating inputs in ``dtype``; returns ``(output in float32, its updated
+    non-parameter state)`` with the state in the dtypes it came in."""
     if dtype != "float32":
         params = cast_floating(params, compute_dtype(dtype))
         inputs = cast_floating(inputs, compute_dtype(dtype))
     module = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables at this trace level
-    out = module(*inputs)
+    out = (module if method is None else getattr(module, method))(*inputs)
     new_rest = nnx.state(module, nnx.Not(nnx.Param))
     if dtype == "float32":
         return out, new_rest

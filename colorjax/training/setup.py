@@ -12,6 +12,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax import checkpointing
+from colorjax.training.simulated_hints import HintSampling
 from colorjax.training.steps import Objective
 
 GAN_METHODS = ("pix2pix", "nogan")
@@ -90,6 +91,30 @@ def vgg_features(checkpoint_dir: str, layers) -> callable:
     return lambda rgb: [features(rgb)[name] for name in names]
 
 
+def hint_options(config: ml_collections.ConfigDict) -> dict:
+    """Objective fields of a model that takes hints: the hint sampling and the auxiliary
+    classification branch (``model.options.class_bins``) with its weight; empty for other models."""
+    from colorjax.models import BACKBONES
+    from colorjax.models.siggraph17 import siggraph17_bins
+
+    if not getattr(BACKBONES.get(config.model.backbone), "takes_hints", False):
+        return {}
+    h = config.hints
+    options = {
+        "hints": HintSampling(p=h.p, max_points=h.max_points, placement=h.placement, patch_min=h.patch_min,
+                              patch_max=h.patch_max),
+        "hint_seed": config.seed + 4,
+    }
+    class_bins = config.model.options.to_dict().get("class_bins", 0)
+    if class_bins and config.model.head == "regression" and config.loss.class_weight > 0:
+        bins = siggraph17_bins()
+        if class_bins != len(bins):
+            raise ValueError(f"model.options.class_bins = {class_bins}: the classification branch uses the "
+                             f"{len(bins)} bins of the ab grid of 10 on [-110, 110]^2")
+        options.update(class_weight=float(config.loss.class_weight), class_centres=bins)
+    return options
+
+
 def build_objective(config: ml_collections.ConfigDict, output_stride: int, centres, prior) -> Objective:
     """The run's :class:`Objective` from the config, its bins and its prior."""
     rebalance = config.model.head == "classification" and config.prior.rebalance
@@ -114,4 +139,5 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
         prior=prior,
         compute_dtype=config.train.compute_dtype,
         remat=config.train.remat,
+        **hint_options(config),
     )

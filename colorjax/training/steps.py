@@ -4,7 +4,9 @@ and evaluation.
 
 Each step takes the replicated training state and a batch ``{"rgb": uint8 [B, S, S, 3]}`` sharded
 over the data axis. The Lab conversion, the gray mask and the soft-encoding run inside the step, on
-device. The state is a dict of nnx states and optax states:
+device; so does the drawing of simulated hints for a model that takes them (the user-guided
+SIGGRAPH17: :mod:`colorjax.training.simulated_hints`), whose auxiliary classification branch adds
+its soft cross-entropy to the loss when ``class_weight`` > 0. The state is a dict of nnx states and optax states:
 ``params`` / ``rest`` (the generator's nnx.Param and everything else: batch statistics, RNG
 counters), ``opt``, and for GAN methods ``d_params`` / ``d_rest`` / ``d_opt``.
 """
@@ -26,6 +28,7 @@ from colorjax.decode import annealed_mean
 from colorjax.models.layers import BLOCK_OUTPUT
 from colorjax.training import losses
 from colorjax.training.precision import apply_module
+from colorjax.training.simulated_hints import HintSampling, batch_key, simulate_hints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Objective:
     prior: object | None = None  # ColourPrior for the rebalanced metrics
     compute_dtype: str = "float32"  # float32 | bfloat16 (colorjax.training.precision)
     remat: str = "none"  # none | blocks: keep only block outputs for the backward pass
+    hints: HintSampling | None = None  # simulated hints for a model that takes them
+    hint_seed: int = 0
+    class_weight: float = 0.0  # > 0: add the auxiliary classification loss (user-guided regression)
+    class_centres: np.ndarray | None = None  # that branch's bin centres [Q, 2]
 
 
 def lab_batch(rgb_uint8: jnp.ndarray):
@@ -115,15 +122,49 @@ def reconstruction_map(obj: Objective, out: jnp.ndarray, L: jnp.ndarray, ab: jnp
     return pixel_map
 
 
-def _apply(obj: Objective, graphdef, params, rest, *inputs):
+def _apply(obj: Objective, graphdef, params, rest, *inputs, method: str | None = None):
     """Run a module given its state, in the run's compute dtype; returns (output, its updated
     non-parameter state). With ``obj.remat == "blocks"`` only the activations tagged
     :data:`~colorjax.models.layers.BLOCK_OUTPUT` are kept for the backward pass; the rest is
     recomputed there (less memory for more compute)."""
-    apply = lambda params, rest, *inputs: apply_module(graphdef, params, rest, *inputs, dtype=obj.compute_dtype)  # noqa: E731
+    apply = lambda params, rest, *inputs: apply_module(  # noqa: E731
+        graphdef, params, rest, *inputs, dtype=obj.compute_dtype, method=method
+    )
     if obj.remat == "blocks":
         apply = jax.checkpoint(apply, policy=jax.checkpoint_policies.save_only_these_names(BLOCK_OUTPUT))
     return apply(params, rest, *inputs)
+
+
+def model_inputs(obj: Objective, L: jnp.ndarray, ab: jnp.ndarray, rgb: jnp.ndarray) -> tuple:
+    """The model's inputs: ``(L,)``, or ``(L, simulated hints)`` for a model that takes hints."""
+    if obj.hints is None:
+        return (L,)
+    return L, simulate_hints(batch_key(obj.hint_seed, rgb), ab, obj.hints)
+
+
+def forward(obj: Objective, graphdef, params, rest, L, ab, rgb):
+    """``(output, auxiliary class logits or None, updated non-parameter state)``."""
+    inputs = model_inputs(obj, L, ab, rgb)
+    if obj.class_weight > 0:
+        (out, logits), rest = _apply(obj, graphdef, params, rest, *inputs, method="with_class_logits")
+        return out, logits, rest
+    out, rest = _apply(obj, graphdef, params, rest, *inputs)
+    return out, None, rest
+
+
+def class_loss(obj: Objective, logits: jnp.ndarray, ab: jnp.ndarray, colourful: jnp.ndarray) -> jnp.ndarray:
+    """Soft cross-entropy of the auxiliary classification branch against the true ab at its resolution."""
+    stride = ab.shape[1] // logits.shape[1]
+    target = soft_encode(at_output(ab, logits.shape[1:3], stride), obj.class_centres, obj.k, obj.sigma)
+    return losses.masked_mean(losses.soft_cross_entropy(logits, target), colourful)
+
+
+def supervised_loss(obj: Objective, out, logits, L, ab, rgb, colourful) -> jnp.ndarray:
+    """The reconstruction loss, plus ``class_weight`` x the auxiliary classification loss."""
+    loss = losses.masked_mean(reconstruction_map(obj, out, L, ab, rgb), colourful)
+    if logits is not None:
+        loss = loss + obj.class_weight * class_loss(obj, logits, ab, colourful)
+    return loss
 
 
 def _update(tx, grads, opt_state, params):
@@ -138,8 +179,8 @@ def supervised_step(obj: Objective, graphdef, tx):
         L, ab, colourful = lab_batch(batch["rgb"])
 
         def loss_fn(params):
-            out, rest = _apply(obj, graphdef, params, state["rest"], L)
-            return losses.masked_mean(reconstruction_map(obj, out, L, ab, batch["rgb"]), colourful), rest
+            out, logits, rest = forward(obj, graphdef, params, state["rest"], L, ab, batch["rgb"])
+            return supervised_loss(obj, out, logits, L, ab, batch["rgb"], colourful), rest
 
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         params, opt = _update(tx, grads, state["opt"], state["params"])
@@ -212,8 +253,8 @@ def eval_step(obj: Objective, eval_graphdef):
 
     def step(state, batch):
         L, ab, colourful = lab_batch(batch["rgb"])
-        out, _ = _apply(obj, eval_graphdef, state["params"], state["rest"], L)
-        loss = losses.masked_mean(reconstruction_map(obj, out, L, ab, batch["rgb"]), colourful)
+        out, logits, _ = forward(obj, eval_graphdef, state["params"], state["rest"], L, ab, batch["rgb"])
+        loss = supervised_loss(obj, out, logits, L, ab, batch["rgb"], colourful)
         pred_lab = full_resolution_lab(obj, out, L)
         true_lab = output_region(jnp.concatenate([L, ab], axis=-1), out.shape[1:3], obj.output_stride)
         sums = metrics.batch_metric_sums_lab(pred_lab, true_lab, prior=obj.prior)

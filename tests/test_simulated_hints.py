@@ -1,0 +1,83 @@
+"""Simulated training hints (Zhang, Zhu et al. 2017) and a user-guided training run."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from colorjax.training.simulated_hints import (
+    HintSampling, batch_key, draw_hints, geometric_counts, patch_means, simulate_hints,
+)
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
+
+
+def test_geometric_counts_follow_p_one_eighth():
+    n = np.asarray(geometric_counts(jax.random.key(0), 200_000, 1 / 8, 64))
+    assert abs((n == 0).mean() - 1 / 8) < 0.005  # P(0) = p: zero hints allowed
+    assert abs((n == 1).mean() - 7 / 64) < 0.005  # P(1) = (1 - p) p
+    assert abs(n.mean() - 7) < 0.1  # mean (1 - p) / p, the cap at 64 changes it by < 0.01
+    assert n.max() <= 64
+
+
+def test_patch_means_match_numpy():
+    ab = jax.random.normal(jax.random.key(1), (2, 12, 10, 2)) * 30
+    top, left, side = jnp.array([[0, 5], [-2, 9]]), jnp.array([[0, 3], [8, -1]]), jnp.array([[3, 4], [5, 3]])
+    got = np.asarray(patch_means(ab, top, left, side))
+    a = np.asarray(ab)
+    for b in range(2):
+        for k in range(2):
+            t, l, s = int(top[b, k]), int(left[b, k]), int(side[b, k])
+            patch = a[b, max(t, 0) : t + s, max(l, 0) : l + s]
+            np.testing.assert_allclose(got[b, k], patch.reshape(-1, 2).mean(0), atol=1e-4)
+
+
+def test_drawn_hints_are_patch_means_on_their_masks():
+    ab = jnp.tile(jnp.arange(16.0)[None, :, None, None], (3, 1, 16, 2))  # a = b = row index
+    sampling = HintSampling(max_points=4)
+    hints = np.asarray(draw_hints(jax.random.key(2), ab, jnp.array([0, 1, 4]), sampling, side=3))
+    assert hints[0].sum() == 0  # zero points: no hint at all
+    mask = hints[1, ..., 2]
+    assert mask.sum() <= 9 and mask.sum() >= 4  # one 3 x 3 patch (clipped at an edge)
+    rows = np.nonzero(mask.any(axis=1))[0]
+    np.testing.assert_allclose(hints[1, mask > 0, 0], rows.mean(), atol=1e-4)  # the patch's mean a
+    assert hints[2, ..., 2].sum() >= hints[1, ..., 2].sum()
+    assert set(np.unique(hints[..., 2])) <= {0.0, 1.0}
+
+
+def test_simulated_hints_cover_the_counts_and_differ_per_batch():
+    rgb = jnp.asarray(np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), np.uint8))
+    ab = jax.random.normal(jax.random.key(3), (8, 32, 32, 2)) * 20
+    sampling = HintSampling()
+    first = simulate_hints(batch_key(0, rgb), ab, sampling)
+    again = simulate_hints(batch_key(0, rgb), ab, sampling)
+    other = simulate_hints(batch_key(0, rgb[::-1]), ab, sampling)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    with pytest.raises(ValueError, match="hints.placement"):
+        HintSampling(placement="corners")
+
+
+@pytest.mark.slow
+def test_user_guided_config_trains_with_hints_and_the_auxiliary_loss(tmp_path):
+    sys.path.insert(0, EXPERIMENTS)
+    from colorjax.training.commands import load_config_file
+    from colorjax.training.loop import train
+    from colorjax.training.setup import hint_options
+
+    config = load_config_file(os.path.join(EXPERIMENTS, "user_guided.py") + ":tiny")
+    assert config.model.backbone == "siggraph17" and config.loss.pixel == "huber"
+    assert config.loss.huber_delta == pytest.approx(1 / 110)
+    options = hint_options(config)
+    assert options["hints"].p == 1 / 8 and options["class_weight"] == 1.0 and len(options["class_centres"]) == 529
+    config.data.spec, config.data.eval_split = "embedded", "validation"
+    config.data.crop_size, config.data.batch_size, config.data.eval_batch_size = 32, 8, 8
+    config.model.width = 1 / 16
+    config.train.num_steps, config.train.checkpoint_every, config.train.log_every = 2, 2, 1
+    config.train.eval_images, config.train.tensorboard = 8, False
+    result = train(config, tmp_path / "run")
+    losses = [h["loss"] for h in result["train"]]
+    assert all(np.isfinite(losses)) and losses[0] > np.log(529) * 0.9  # the classification CE is in the loss
