@@ -225,7 +225,7 @@ def inference_defaults(model_config: dict) -> dict:
     checkpoint does not say."""
     saved = model_config.get(INFERENCE) or {}
     return {"size": saved.get("size"), "temperature": saved.get("temperature"),
-            "prior_correction": saved.get("prior_correction")}
+            "prior_correction": saved.get("prior_correction"), "decoding": saved.get("decoding")}
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
@@ -285,6 +285,12 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
         )
     model = nnx.merge(graphdef, state)
     model.eval()
+    defaults = inference_defaults(model_config)
+    if defaults["decoding"] == "release" and getattr(model.head, "release_projection", None) is not None:
+        model.head.release_decoding = True  # a converted release decodes as the release does
+    correction = defaults["prior_correction"]
+    if correction and prior is not None and model.head_kind == "classification":
+        model.head.correct_for_rebalancing(prior.weights, correction)  # the decoding training chose
     return model, model_config, prior
 
 

@@ -3,6 +3,7 @@ experiments/make_convert_fixture.py), the orbax round trip, and the ``colorjax c
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,7 +15,6 @@ from colorjax.convert.eccv16 import bn_prefixes, convert_eccv16
 from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.vgg16 import convert_vgg16
-from colorjax.decode import annealed_mean
 from colorjax.models import winograd
 from colorjax.models.vgg16 import load_vgg16
 
@@ -90,8 +90,17 @@ def test_convert_command_writes_checkpoints_that_load(tmp_path, eccv16_reference
     assert config["width"] == 1 / 16 and prior is None
     L = jnp.asarray(eccv16_reference["L"])
     assert np.abs(model(L) - eccv16_reference["logits"]).max() < PARITY
-    expected_ab = annealed_mean(eccv16_reference["logits"], zhang_bins(), 0.38)  # decoding on raw logits, T = 0.38
-    np.testing.assert_allclose(model.predict_ab(L), expected_ab, atol=1e-3)
+    # A converted release decodes by default exactly as PyTorch's release (softmax at T = 1, then
+    # model_out), whatever scale its logits carry; colorize / evaluate take T = 1 from the checkpoint.
+    from colorjax.inference.commands import resolve_inference_options
+
+    _, temperature = resolve_inference_options(config, None, None)
+    assert temperature == 1.0
+    assert np.abs(model.predict_ab(L, temperature) - eccv16_reference["ab_release"]).max() < PARITY
+    # another T anneals relative to the release's own softmax
+    expected = 110 * np.asarray(jax.nn.softmax(eccv16_reference["logits"] / 0.5, axis=-1)) @ np.asarray(
+        model.head.release_projection[...])
+    np.testing.assert_allclose(model.predict_ab(L, 0.5), expected, atol=1e-3)
 
     vgg_out = tmp_path / "vgg16"
     args = ["convert", "vgg16", os.path.join(FIXTURES, "vgg16_w8.pth"), "--out", str(vgg_out), "--layers", "conv2_2"]

@@ -49,12 +49,16 @@ def _convert(args: argparse.Namespace, state: dict) -> str:
     from flax import nnx
 
     if args.network in ("eccv16", "siggraph17"):
-        from colorjax.checkpointing import save_model
+        from colorjax.checkpointing import INFERENCE, save_model
         from colorjax.convert.eccv16 import convert_eccv16
         from colorjax.convert.siggraph17 import convert_siggraph17
 
         convert = convert_eccv16 if args.network == "eccv16" else convert_siggraph17
         model, config, report = convert(state, args.file)
+        if config.get("release_projection"):
+            # Decode by default exactly as the PyTorch release does: 110 * softmax(logits) @ model_out,
+            # at T = 1 relative to its own logits, whether or not Caffe's 2.606 scale was folded in.
+            config = {**config, INFERENCE: {"temperature": 1.0, "decoding": "release"}}
         save_model(args.out, model, config)
     else:
         from colorjax.convert.vgg16 import convert_vgg16

@@ -79,7 +79,10 @@ class ClassificationHead(nnx.Module):
         """Annealed-mean ab [..., 2] of ``logits`` [..., Q] at ``temperature`` (after the
         rebalancing correction, when one is set)."""
         bias = getattr(self, "logit_bias", None)
-        return annealed_mean(logits if bias is None else logits + bias[...], self.centres[...], temperature)
+        logits = logits if bias is None else logits + bias[...]
+        if getattr(self, "release_decoding", False) and self.release_projection is not None:
+            return self.release_ab(logits, temperature)
+        return annealed_mean(logits, self.centres[...], temperature)
 
     def correct_for_rebalancing(self, class_weights, strength: float) -> None:
         """Decode ``p(q) / w_q ** strength`` instead of ``p(q)``.
@@ -96,8 +99,10 @@ class ClassificationHead(nnx.Module):
             raise ValueError(f"need {self.channels} positive class weights, got shape {weights.shape}")
         self.logit_bias = LogitBias(-float(strength) * jnp.log(weights)) if strength else None
 
-    def release_ab(self, logits: jax.Array) -> jax.Array:
-        """The ECCV16 release's decoding: 110 * (softmax(logits) @ model_out), no temperature."""
+    def release_ab(self, logits: jax.Array, temperature: float = 1.0) -> jax.Array:
+        """The ECCV16 release's decoding: 110 * (softmax(logits / T) @ model_out); the release itself
+        is T = 1, and a lower T anneals relative to it (its logits carry whatever scale it has)."""
         if self.release_projection is None:
             raise ValueError("this model carries no release projection (build it with release_projection=True)")
-        return AB_SCALE * jax.nn.softmax(logits, axis=-1) @ self.release_projection[...]
+        t = jnp.maximum(jnp.asarray(temperature, jnp.float32), 1e-6)
+        return AB_SCALE * jax.nn.softmax(logits / t, axis=-1) @ self.release_projection[...]
