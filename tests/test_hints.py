@@ -158,7 +158,7 @@ def test_colorize_command_with_hints(tmp_path, copying_model, capsys):
     hints.write_text(json.dumps({"points": [{"x": 100, "y": 70, "color": GREEN, "size": 5}]}))
     out = tmp_path / "out"
     args = ["colorize", str(tmp_path / "photo.png"), "--checkpoint", str(checkpoint), "--out", str(out),
-            "--size", "64", "--no-progress"]
+            "--size", "64", "--no-progress", "--overwrite"]  # each run below rewrites photo.png
     assert main([*args, "--hints", str(hints)]) == 0
     rgb = np.asarray(Image.open(out / "photo.png"))
     assert rgb.shape == (150, 220, 3)

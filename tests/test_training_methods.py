@@ -80,7 +80,8 @@ def test_classification_first_loss_and_prior_match_numpy(tmp_path):
     seen = sums[:, 2] > 20
     np.testing.assert_allclose(prior.mean_ab_by_lightness[seen], sums[seen, :2] / sums[seen, 2:], atol=0.5)
     # the checkpoint knows the size and temperature it was trained and validated at
-    assert model_config["inference"] == {"size": config.data.crop_size, "temperature": config.bins.temperature}
+    assert model_config["inference"] == {"size": config.data.crop_size, "temperature": config.bins.temperature,
+                                         "prior_correction": 0.0}
 
     # the first step's loss: rebalanced soft cross-entropy on the first batch
     L, ab = _lab(_first_batches(config, 1)[0])
