@@ -1,6 +1,7 @@
 """experiments/device_check.py: the dry run end to end, failures and time-outs recorded instead of
 fatal, and the report's figures and targets computed by hand."""
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -88,7 +89,11 @@ def test_dry_run_runs_every_part_on_the_cpu(tmp_path):
     report = json.loads((out / "device_check.json").read_text())
     assert report["finished"]
     statuses = {name: part["status"] for name, part in report["parts"].items()}
-    assert set(statuses.values()) == {"ok"}, {n: p.get("error") for n, p in report["parts"].items() if p["status"] != "ok"}
+    # PyTorch is an optional extra (the GPU machine has it): without it, its two parts record their
+    # failure and everything else must still pass.
+    needed = {n for n in statuses if importlib.util.find_spec("torch") is not None or not n.startswith("torch")}
+    assert {statuses[n] for n in needed} == {"ok"}, {
+        n: p.get("error") for n, p in report["parts"].items() if n in needed and p["status"] != "ok"}
     assert {"env", "peak", "tests", "real_run", "torch_eager", "torch_compile", "inference"} <= set(statuses)
     real = report["parts"]["real_run"]["result"]
     assert set(real["runs"]) == {"bfloat16", "float32"} and real["runs"]["float32"]["steps"] <= real["runs"]["bfloat16"]["steps"]
