@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--raw-margin", type=float, default=RAW_MARGIN)
+    parser.add_argument("--prior-correction", type=float, default=None,
+                        help="decode p / w**S (default: the checkpoint's saved S, else 0)")
     parser.add_argument("--out", type=Path, default=None, help="write the table and choice as JSON here")
     args = parser.parse_args(argv)
     from colorjax.checkpointing import inference_defaults, load_model
@@ -45,7 +47,10 @@ def main(argv=None) -> int:
     from colorjax.evaluation.evaluate import evaluate, model_predictor
     from colorjax.inference.colorize import checkpoint_directory
 
+    from colorjax.inference.commands import apply_prior_correction
+
     model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
+    correction = apply_prior_correction(model, model_config, prior, args.prior_correction)
     model_size = inference_defaults(model_config)["size"] or args.size
     batches = [{"rgb": np.asarray(b["rgb"])} for b in make_loader(
         args.data, args.split, crop_size=args.size, batch_size=16, train=False, data_dir=args.data_dir,
@@ -53,7 +58,8 @@ def main(argv=None) -> int:
     keys = ("auc_raw", "auc_rebalanced", "colourfulness", "psnr")
     baseline = evaluate(baseline_predictor("lightness", prior=prior), batches, prior=prior)[0]
     rows = {t: evaluate(model_predictor(model, t, model_size=model_size), batches, prior=prior)[0] for t in TEMPERATURES}
-    print(f"{int(baseline['num_images'])} photos of {args.data}:{args.split} at {args.size} px (model at {model_size} px)")
+    print(f"{int(baseline['num_images'])} photos of {args.data}:{args.split} at {args.size} px (model at {model_size} px, "
+          f"rebalancing correction {correction:g})")
     print("| T | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     print("| lightness | " + " | ".join(f"{baseline[k]:.2f}" for k in keys) + " |")
     for t, m in rows.items():
