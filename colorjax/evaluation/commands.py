@@ -114,10 +114,8 @@ def evaluate_to_file(
 def check_report_writable(out) -> None:
     """A ValueError when the record's files (``OUT.json``, ``OUT.md``, ``OUT_grid.png``) cannot be
     written: a folder in their place, a parent that is a file, or a folder that is not writable."""
-    import tempfile
-    from pathlib import Path
-
     from colorjax.evaluation.report import report_paths
+    from colorjax.inference.colorize import probe_writable
 
     paths = report_paths(out)
     for path in paths.values():
@@ -127,9 +125,7 @@ def check_report_writable(out) -> None:
     if parent.exists() and not parent.is_dir():
         raise ValueError(f"{parent}: --out's folder is a file")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
+        probe_writable(parent)
     except OSError as error:
         raise ValueError(f"{Path(out)}: the record cannot be written in {parent} ({error.strerror or error})") from None
 

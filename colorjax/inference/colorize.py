@@ -282,17 +282,22 @@ def output_path(out_dir: str | os.PathLike, name: Path, fmt: str) -> Path:
     return Path(out_dir) / name.with_name(name.name + OUTPUT_FORMATS[fmt][1])
 
 
-def check_output_folder(out_dir: str | os.PathLike) -> None:
-    """A ValueError, before any work, when ``out_dir`` names a file or cannot be created or written."""
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` (with its parents) and write a temporary file in it; an OSError when either fails."""
     import tempfile
 
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
+def check_output_folder(out_dir: str | os.PathLike) -> None:
+    """A ValueError, before any work, when ``out_dir`` names a file or cannot be created or written."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: --out names a file, not a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        probe_writable(out)
     except OSError as error:
         raise ValueError(f"{out}: the output folder cannot be written ({error.strerror or error})") from None
 
