@@ -97,3 +97,11 @@ def test_the_rebalancing_correction_recovers_the_unweighted_distribution():
     head.correct_for_rebalancing(w, 0.0)
     np.testing.assert_allclose(np.asarray(head.decode(weighted_logits, 1.0)),
                                np.asarray(annealed_mean(weighted_logits, centres, 1.0)), atol=1e-5)
+    head.correct_for_rebalancing(w, -1.0)  # set again after 0 (a sweep over strengths): p * w ** 2
+    np.testing.assert_allclose(np.asarray(head.decode(weighted_logits, 1.0)),
+                               np.asarray(annealed_mean(np.log(p * w * w), centres, 1.0)), atol=1e-3)
+    fresh = ClassificationHead(centres)
+    fresh.correct_for_rebalancing(w, 0.0)  # nothing to undo on a fresh head
+    fresh.correct_for_rebalancing(w, 1.0)
+    np.testing.assert_allclose(np.asarray(fresh.decode(weighted_logits, 0.38)),
+                               np.asarray(annealed_mean(np.log(p), centres, 0.38)), atol=1e-3)

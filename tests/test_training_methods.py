@@ -183,3 +183,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "step None" not in str(error.value)
     assert (f"last good checkpoint is step {max(saved)} in {tmp_path / 'checkpoints'}" if saved
             else "No checkpoint was saved") in str(error.value)
+
+
+def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_image_size(tmp_path, monkeypatch):
+    """data.resize_size: random crop_size crops of images scaled to resize_size (the objects keep
+    their scale); validation sees the whole resize_size images and the checkpoint says to run there."""
+    import colorjax.training.loop as loop
+
+    seen = []
+    real = loop.make_loader
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["train"], kwargs["crop_size"], kwargs["resize_size"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "make_loader", spy)
+    config = tiny(**{"data.resize_size": 48, "data.crop_size": 32, "train.num_steps": 2, "train.eval_every": 2,
+                     "train.checkpoint_every": 2})
+    summary = train(config, tmp_path)
+    assert (True, 32, 48) in seen and (False, 48, 48) in seen  # training crops, whole validation images
+    assert summary["validation"][-1]["val_num_pixels"] == 8 * 48 * 48
+    _, model_config, _ = load_model(tmp_path)
+    assert model_config["inference"]["size"] == 48
+    with pytest.raises(ValueError, match="resize_size = 24 must be >= data.crop_size"):
+        train(tiny(**{"data.resize_size": 24}), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

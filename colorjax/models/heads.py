@@ -97,7 +97,9 @@ class ClassificationHead(nnx.Module):
         weights = jnp.asarray(class_weights, jnp.float32)
         if weights.shape != (self.channels,) or not bool(jnp.all(weights > 0)):
             raise ValueError(f"need {self.channels} positive class weights, got shape {weights.shape}")
-        self.logit_bias = LogitBias(-float(strength) * jnp.log(weights)) if strength else None
+        if not strength and getattr(self, "logit_bias", None) is None:
+            return  # nothing to undo; otherwise keep the attribute (a zero bias) so it may be set again
+        self.logit_bias = LogitBias(-float(strength) * jnp.log(weights))
 
     def release_ab(self, logits: jax.Array, temperature: float = 1.0) -> jax.Array:
         """The ECCV16 release's decoding: 110 * (softmax(logits / T) @ model_out); the release itself

@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.train_split = "train"
     c.data.eval_split = "validation"
     c.data.crop_size = 64  # square training crops, px (Zhang: 176, pix2pix: 256)
+    # shorter side scaled to this before the random training crop; validation and inference run at
+    # it (centre squares). None: crop_size (whole images, rescaled). Zhang: 256 for 176 px crops.
+    c.data.resize_size = config_dict.placeholder(int)
     c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, seed 000: 16)
     c.data.eval_batch_size = 16  # global batch for validation
     c.data.worker_count = 0  # grain worker processes per host (0: in the main process)
@@ -207,6 +210,12 @@ def _unknown_fields(config, default, prefix="") -> list[str]:
     return unknown
 
 
+def eval_size(config) -> int:
+    """The side validation, colorize and evaluate run the model at: ``data.resize_size``, or the
+    crop size when that is None."""
+    return config.data.get("resize_size") or config.data.crop_size
+
+
 def validate(config: ml_collections.ConfigDict, device_count: int, process_count: int = 1) -> None:
     """Refuse a bad config with a ValueError naming the field, before anything is built."""
     unknown = _unknown_fields(config, get_config())
@@ -228,6 +237,10 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
                 f"config data.{name} = {size} must be a positive multiple of the device count "
                 f"({device_count}) and of the process count ({process_count})"
             )
+    resize = config.data.get("resize_size")
+    if resize is not None and resize < config.data.crop_size:
+        raise ValueError(f"config data.resize_size = {resize} must be >= data.crop_size ({config.data.crop_size}) "
+                         f"or None (the crop size)")
     if not config.data.cache_mb >= 0:
         raise ValueError(f"config data.cache_mb = {config.data.cache_mb} must be >= 0 (0: no cache)")
     if config.loss.perceptual_weight > 0 and not (config.loss.vgg_checkpoint and os.path.isdir(config.loss.vgg_checkpoint)):

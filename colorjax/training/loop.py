@@ -52,8 +52,10 @@ def total_steps(config: ml_collections.ConfigDict) -> int:
 
 def _loader(config, split: str, *, train: bool, batch_size: int, num_epochs=None):
     """This host's shard of ``split`` in local batches of ``batch_size / process_count``."""
+    size = config_lib.eval_size(config)  # training: crops of crop_size from images scaled to this
     return make_loader(
-        config.data.spec, split, crop_size=config.data.crop_size, batch_size=batch_size // jax.process_count(),
+        config.data.spec, split, crop_size=config.data.crop_size if train else size, resize_size=size,
+        batch_size=batch_size // jax.process_count(),
         train=train, seed=config.seed, data_dir=config.data.data_dir, shard_index=jax.process_index(),
         shard_count=jax.process_count(), worker_count=config.data.worker_count,
         drop_gray=config.data.drop_gray if train else False, num_epochs=num_epochs,
@@ -164,7 +166,8 @@ def _check_training_data(config) -> None:
     from colorjax.data import NoUsableImagesError
 
     loader = make_loader(
-        config.data.spec, config.data.train_split, crop_size=config.data.crop_size, batch_size=1, train=True,
+        config.data.spec, config.data.train_split, crop_size=config.data.crop_size,
+        resize_size=config_lib.eval_size(config), batch_size=1, train=True,
         seed=config.seed, data_dir=config.data.data_dir, shard_index=jax.process_index(),
         shard_count=jax.process_count(), drop_gray=config.data.drop_gray,
     )
@@ -425,6 +428,9 @@ def _compiled_steps(config, objective, run: _Run, mesh, start: int, num_steps: i
         fns[phase] = memory.compile_within_memory(fns[phase], (run.state, batch(config.data.batch_size)),
                                                   what=f"the {phase} training step at crop {crop}, batch {config.data.batch_size}")
     if config.train.eval_images > 0:
-        fns["eval"] = memory.compile_within_memory(fns["eval"], (run.state, batch(config.data.eval_batch_size)),
-                                                   what=f"the validation step at crop {crop}, batch {config.data.eval_batch_size}")
+        size = config_lib.eval_size(config)
+        eval_batch = {"rgb": jax.ShapeDtypeStruct((config.data.eval_batch_size, size, size, 3), np.uint8,
+                                                  sharding=batch_sharding)}
+        fns["eval"] = memory.compile_within_memory(fns["eval"], (run.state, eval_batch),
+                                                   what=f"the validation step at {size} px, batch {config.data.eval_batch_size}")
     return fns

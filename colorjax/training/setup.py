@@ -12,6 +12,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax import checkpointing
+from colorjax.training import config as config_lib
 from colorjax.training.simulated_hints import HintSampling
 from colorjax.training.steps import Objective
 
@@ -27,7 +28,7 @@ def model_config_of(config: ml_collections.ConfigDict, centres) -> dict:
         model_config["centres"] = np.asarray(centres, np.float32).tolist()
     # What colorize and evaluate use when not told otherwise: the size the model was trained at and
     # the run's decoding temperature.
-    model_config[checkpointing.INFERENCE] = {"size": config.data.crop_size, "temperature": config.bins.temperature,
+    model_config[checkpointing.INFERENCE] = {"size": config_lib.eval_size(config), "temperature": config.bins.temperature,
                                              "prior_correction": config.bins.get("prior_correction", 0.0)}
     return model_config
 
