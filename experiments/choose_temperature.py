@@ -7,9 +7,13 @@ trade a model decodes (T = 1: the mean, dull and safe; T -> 0: the mode, vivid a
 script decodes the imagenet-samples *validation* split (never used for training or for the test
 figures) at 256 px, the model run at its saved size, for each T of a grid, beside the lightness
 baseline on the same photos, and picks the most colourful T whose raw AuC is no more than
-``--raw-margin`` below the baseline's (the lowest-raw-AuC-cost colour). It prints the table and the
-choice; pass it to ``colorjax colorize / evaluate --temperature`` or set ``bins.temperature`` in the
-recipe, which training stores in the checkpoint.
+``--raw-margin`` below the baseline's (the lowest-raw-AuC-cost colour). With several
+``--prior-correction`` strengths S (``0,0.25,0.5``) it searches the (S, T) grid and picks, among the
+pairs within the raw margin and at least ``--min-colourfulness``, the highest rebalanced AuC (the
+most colourful pair within the margin when none is that colourful). It prints the table and the
+choice; pass them to ``colorjax colorize / evaluate --temperature --prior-correction`` or set
+``bins.temperature`` and ``bins.prior_correction`` in the recipe, which training stores in the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--raw-margin", type=float, default=RAW_MARGIN)
-    parser.add_argument("--prior-correction", type=float, default=None,
-                        help="decode p / w**S (default: the checkpoint's saved S, else 0)")
+    parser.add_argument("--prior-correction", default=None,
+                        help="decode p / w**S; a comma list searches S too (default: the checkpoint's saved S, else 0)")
+    parser.add_argument("--min-colourfulness", type=float, default=0.0,
+                        help="among (S, T) within the raw margin, prefer the best rebalanced AuC at least this colourful")
     parser.add_argument("--out", type=Path, default=None, help="write the table and choice as JSON here")
     args = parser.parse_args(argv)
     from colorjax.checkpointing import inference_defaults, load_model
@@ -50,28 +56,38 @@ def main(argv=None) -> int:
     from colorjax.inference.commands import apply_prior_correction
 
     model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
-    correction = apply_prior_correction(model, model_config, prior, args.prior_correction)
+    strengths = [None] if args.prior_correction is None else [float(x) for x in str(args.prior_correction).split(",")]
     model_size = inference_defaults(model_config)["size"] or args.size
     batches = [{"rgb": np.asarray(b["rgb"])} for b in make_loader(
         args.data, args.split, crop_size=args.size, batch_size=16, train=False, data_dir=args.data_dir,
         drop_gray=True, num_epochs=1)]
     keys = ("auc_raw", "auc_rebalanced", "colourfulness", "psnr")
     baseline = evaluate(baseline_predictor("lightness", prior=prior), batches, prior=prior)[0]
-    rows = {t: evaluate(model_predictor(model, t, model_size=model_size), batches, prior=prior)[0] for t in TEMPERATURES}
-    print(f"{int(baseline['num_images'])} photos of {args.data}:{args.split} at {args.size} px (model at {model_size} px, "
-          f"rebalancing correction {correction:g})")
-    print("| T | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
-    print("| lightness | " + " | ".join(f"{baseline[k]:.2f}" for k in keys) + " |")
-    for t, m in rows.items():
-        print(f"| {t:g} | " + " | ".join(f"{m[k]:.2f}" for k in keys) + " |")
-    eligible = [t for t, m in rows.items() if m["auc_raw"] >= baseline["auc_raw"] - args.raw_margin]
-    chosen = max(eligible, key=lambda t: rows[t]["colourfulness"]) if eligible else max(
-        TEMPERATURES, key=lambda t: rows[t]["auc_raw"])
-    print(f"chosen T = {chosen:g}" + ("" if eligible else " (no T within the margin: the highest raw AuC)"))
+    rows = {}
+    for strength in strengths:
+        s = apply_prior_correction(model, model_config, prior, strength)
+        for t in TEMPERATURES:
+            rows[(s, t)] = evaluate(model_predictor(model, t, model_size=model_size), batches, prior=prior)[0]
+    print(f"{int(baseline['num_images'])} photos of {args.data}:{args.split} at {args.size} px (model at {model_size} px)")
+    print("| S | T | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
+    print("| lightness | | " + " | ".join(f"{baseline[k]:.2f}" for k in keys) + " |")
+    for (s, t), m in rows.items():
+        print(f"| {s:g} | {t:g} | " + " | ".join(f"{m[k]:.2f}" for k in keys) + " |")
+    eligible = [key for key, m in rows.items() if m["auc_raw"] >= baseline["auc_raw"] - args.raw_margin]
+    colourful = [key for key in eligible if rows[key]["colourfulness"] >= args.min_colourfulness]
+    if colourful and args.min_colourfulness > 0:
+        chosen = max(colourful, key=lambda key: rows[key]["auc_rebalanced"])
+    elif eligible:
+        chosen = max(eligible, key=lambda key: rows[key]["colourfulness"])
+    else:
+        chosen = max(rows, key=lambda key: rows[key]["auc_raw"])
+    print(f"chosen S = {chosen[0]:g}, T = {chosen[1]:g}" + ("" if eligible else " (none within the margin: the highest raw AuC)"))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"chosen": chosen, "baseline": baseline,
-                                        "rows": {str(t): m for t, m in rows.items()}}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"chosen": {"prior_correction": chosen[0], "temperature": chosen[1]},
+                                        "baseline": baseline,
+                                        "rows": [{"prior_correction": s, "temperature": t, **m}
+                                                 for (s, t), m in rows.items()]}, indent=2) + "\n")
     return 0
 
 
