@@ -1,19 +1,26 @@
 """Latency of `colorjax demo` measured from the browser: upload-to-result and slider-move-to-result.
 
-    python experiments/demo_latency.py [--rounds 5]
+    timeout 1800 python experiments/demo_latency.py [--rounds 5] [--checkpoint runs/cpu_colorizer]
 
-For each model below (random initialisation: the weights do not change the work), a checkpoint is
-saved to a temporary folder, the demo is started on a free loopback port, and headless Chromium
+For each model below (random initialisation: the weights do not change the work; ``--checkpoint``
+adds a trained one, e.g. the CPU recipe's, at its saved size), a checkpoint is saved to a temporary
+folder, the demo is started on a free loopback port, and headless Chromium
 (Debian's chromium + chromium-driver) uploads a 512 x 512 photo (scikit-image's astronaut, and its
 mirror image, alternately) and moves the temperature slider one step at a time. Each time is the
 page's own: from the request's start to the new image being decoded and shown
 (``performance.now()`` around ``fetch`` and ``img.decode()``), as read from the page's timing line.
+The first upload of each model is a warm-up (reported apart as ``first_upload_ms``): the demo
+compiles at start-up, so it measures what is left (the browser's first decode, caches).
+
+The load average (``os.getloadavg``) is printed before and after each model: on a machine shared
+with other work the times measure the sharing too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -49,11 +56,15 @@ def measure(driver, url: str, photos: list[Path], rounds: int) -> dict:
     file_input = driver.find_element(By.ID, "file")
     driver.execute_script("arguments[0].hidden = false;", file_input)
     upload_ms, upload_server_ms, slider_ms, slider_server_ms = [], [], [], []
-    for i in range(rounds):
+    first_upload_ms = None
+    for i in range(-1, rounds):
         previous = image.get_attribute("data-upload-id")
         file_input.send_keys(str(photos[i % len(photos)]))
         _wait(driver, lambda d: image.get_attribute("data-upload-id") != previous
               and d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready")
+        if i < 0:
+            first_upload_ms = round(float(timing.get_attribute("data-round-trip-ms")))
+            continue
         upload_ms.append(float(timing.get_attribute("data-round-trip-ms")))
         upload_server_ms.append(float(timing.get_attribute("data-server-ms")))
     slider = driver.find_element(By.ID, "temperature")
@@ -65,7 +76,7 @@ def measure(driver, url: str, photos: list[Path], rounds: int) -> dict:
         slider_ms.append(float(timing.get_attribute("data-round-trip-ms")))
         slider_server_ms.append(float(timing.get_attribute("data-server-ms")))
     summary = lambda xs: {"median": round(statistics.median(xs)), "max": round(max(xs)), "all": [round(x) for x in xs]}  # noqa: E731
-    return {"upload_ms": summary(upload_ms), "upload_server_ms": summary(upload_server_ms),
+    return {"first_upload_ms": first_upload_ms, "upload_ms": summary(upload_ms), "upload_server_ms": summary(upload_server_ms),
             "slider_ms": summary(slider_ms), "slider_server_ms": summary(slider_server_ms)}
 
 
@@ -99,6 +110,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="uploads and slider moves per model")
     parser.add_argument("--models", default="0,1", help="indices into MODELS to measure (default: both)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="also measure this saved model or training workdir, at its saved size")
     parser.add_argument("--engine-only", action="store_true",
                         help="no browser: the server-side wall and CPU time of each request")
     args = parser.parse_args(argv)
@@ -126,16 +139,27 @@ def main(argv=None) -> int:
                 results[label] = measure_engine(engine, photos, args.rounds)
                 print(label, json.dumps(results[label]), flush=True)
             return 0
+        runs = []
+        for index in map(int, args.models.split(",")) if args.models else ():
+            label, config, size = MODELS[index]
+            checkpoint = tmp / f"model{index}"
+            save_model(checkpoint, build_model(**config, rngs=nnx.Rngs(0)), config)
+            runs.append((label, checkpoint, size))
+        if args.checkpoint:
+            runs.append((f"{args.checkpoint} (saved size)", args.checkpoint, None))
         driver = headless_chromium(tmp)
         try:
-            for index in map(int, args.models.split(",")):
-                label, config, size = MODELS[index]
-                checkpoint = tmp / f"model{index}"
-                save_model(checkpoint, build_model(**config, rngs=nnx.Rngs(0)), config)
+            for label, checkpoint, size in runs:
                 started = time.perf_counter()
                 with start(checkpoint, size=size) as server:
+                    assert server.engine is not None, server.load_error
                     ready_s = time.perf_counter() - started
-                    results[label] = {"startup_s": round(ready_s, 1), **measure(driver, server.url, photos, args.rounds)}
+                    load_before = os.getloadavg()
+                    measured = measure(driver, server.url, photos, args.rounds)
+                    results[label] = {"model": f"{server.engine.info.backbone} x{server.engine.info.width} "
+                                               f"{server.engine.info.head} at {server.engine.info.size} px",
+                                      "startup_s": round(ready_s, 1), **measured,
+                                      "load_average_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
                 print(label, json.dumps(results[label]), flush=True)
         finally:
             driver.quit()

@@ -261,3 +261,93 @@ def test_a_regression_model_is_served_without_temperature(tmp_path):
     model, _, _ = load_model(tmp_path)
     expected = colorize_arrays(model, [photo], size=SIZE)[0]
     assert np.abs(_decode_png(result.colorized_png).astype(int) - expected).max() <= 1
+
+
+HINTS_CONFIG = {"backbone": "siggraph17", "head": "regression", "width": 1 / 16}
+HINTS_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def hints_checkpoint(tmp_path_factory):
+    from colorjax.models import build_model
+
+    directory = tmp_path_factory.mktemp("demo-hints-ckpt")
+    save_model(directory, build_model(**HINTS_CONFIG, rngs=nnx.Rngs(3)), HINTS_CONFIG)
+    return directory
+
+
+def test_hints_take_colorize_arrays_path_and_compile_nothing(hints_checkpoint):
+    from colorjax.checkpointing import load_model
+
+    engine = DemoEngine.from_checkpoint(hints_checkpoint, size=HINTS_SIZE)
+    assert engine.info.takes_hints and engine.info.head == "regression"
+    engine.warm_up()
+    photo = skimage.data.chelsea()  # 300 x 451
+    first = engine.colorize(_encode(photo), "chelsea.png")
+    points = [{"x": 300, "y": 120.5, "color": "#d02020"}, {"x": 40, "y": 250, "color": "#2040e0"}]
+    model, _, _ = load_model(hints_checkpoint)
+    compiles = []
+    active = True
+
+    def listener(event, duration, **kwargs):
+        if active and event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        hinted = engine.recolor(first.upload_id, 0.38, hints=points)
+        moved = engine.recolor(first.upload_id, 0.38, hints=[{**points[0], "x": 100}])
+        cleared = engine.recolor(first.upload_id, 0.38, hints=[])
+    finally:
+        active = False
+    assert compiles == []  # points change the hint map's values, never its shape
+    assert hinted.hints == 2 and "model" in hinted.timings_ms and cleared.hints == 0
+    expected = colorize_arrays(model, [photo], size=HINTS_SIZE, hints=points)[0]
+    assert np.abs(_decode_png(hinted.colorized_png).astype(int) - expected).max() <= 1
+    expected_moved = colorize_arrays(model, [photo], size=HINTS_SIZE, hints=[{**points[0], "x": 100}])[0]
+    assert np.abs(_decode_png(moved.colorized_png).astype(int) - expected_moved).max() <= 1
+    assert np.abs(_decode_png(hinted.colorized_png).astype(int) - _decode_png(first.colorized_png)).max() > 5
+    np.testing.assert_array_equal(_decode_png(cleared.colorized_png), _decode_png(first.colorized_png))
+    kept = engine.recolor(first.upload_id, 0.9, hints=None)  # None keeps the points: no model run
+    assert "model" not in kept.timings_ms and kept.hints == 0
+
+
+def test_bad_hints_are_refused_naming_the_point_and_leave_the_result(hints_checkpoint, engine):
+    from colorjax.hints import HintError
+
+    hinted = DemoEngine.from_checkpoint(hints_checkpoint, size=HINTS_SIZE)
+    first = hinted.colorize(_encode(skimage.data.chelsea()), "chelsea.png")
+    good = [{"x": 10, "y": 10, "color": "#ff0000"}]
+    with_good = hinted.recolor(first.upload_id, 0.38, hints=good)
+    cases = [
+        ([*good, {"x": 451, "y": 10, "color": "#00ff00"}], r"hint 2: \(451, 10\) is outside the 451 x 300 image"),
+        ([{"x": 5, "y": -1, "color": "#00ff00"}], "outside the 451 x 300 image"),
+        ([{"x": 5, "y": 5, "color": "green"}], r"hint 1: colour 'green' is not '#rrggbb'"),
+        ([{"x": 5, "y": 5}], "hint 1: needs exactly one of color"),
+        ("#ff0000", "hints must be a list of points"),
+        ([{"x": 1, "y": 1, "color": "#000000"}] * 300, "at most 256 points"),
+    ]
+    for hints, message in cases:
+        with pytest.raises(HintError, match=message):
+            hinted.recolor(first.upload_id, 0.38, hints=hints)
+    after = hinted.recolor(first.upload_id, 0.38)  # the good point's result is still the cached one
+    assert after.hints == 1
+    np.testing.assert_array_equal(_decode_png(after.colorized_png), _decode_png(with_good.colorized_png))
+    upload = engine.colorize(_encode(skimage.data.chelsea()), "chelsea.png")
+    with pytest.raises(HintError, match=r"ECCV16 backbone\) takes no hints"):
+        engine.recolor(upload.upload_id, 0.38, hints=good)
+
+
+def test_http_hints_and_bad_hints_keep_the_server_serving(hints_checkpoint):
+    from colorjax.demo import start
+
+    with start(hints_checkpoint, size=HINTS_SIZE) as server:
+        assert json.loads(_request(server.url + "api/model")[1])["takes_hints"] is True
+        status, body = _request(server.url + "api/colorize?name=cat.png", _encode(skimage.data.chelsea()))
+        upload_id = json.loads(body)["upload_id"]
+        bad = {"upload_id": upload_id, "temperature": 0.38, "hints": [{"x": 9999, "y": 3, "color": "#ff0000"}]}
+        status, body = _request(server.url + "api/recolor", json.dumps(bad).encode(), "application/json")
+        assert status == 400 and "hint 1: (9999, 3) is outside the 451 x 300 image" in json.loads(body)["error"]
+        good = {"upload_id": upload_id, "temperature": 0.38, "hints": [{"x": 200, "y": 100, "color": "#ff0000"}]}
+        status, body = _request(server.url + "api/recolor", json.dumps(good).encode(), "application/json")
+        assert status == 200 and json.loads(body)["hints"] == 1

@@ -6,10 +6,13 @@ Routes (all on 127.0.0.1 by default):
 - ``GET /api/model``: the model's facts, or the error that kept the checkpoint from loading;
 - ``POST /api/colorize?name=FILE&temperature=T``: the file's bytes as the body; returns JSON with the
   gray and colorized images as PNG data URLs and the milliseconds each stage took;
-- ``POST /api/recolor`` ``{"upload_id": N, "temperature": T}``: the last upload at another temperature.
+- ``POST /api/recolor`` ``{"upload_id": N, "temperature": T, "hints": [...]}``: the last upload at
+  another temperature and, for a model that takes hints, with these colour points (``hints`` as in a
+  ``colorjax colorize --hints`` file: ``{"x", "y", "color": "#rrggbb"}`` in the upload's pixels;
+  omitted: the points of the last result).
 
-A refused upload answers 4xx with ``{"error": message}``; the message is shown on the page and
-logged. The model runs in a worker thread, so the server keeps answering while it computes.
+A refused upload or bad hint answers 4xx with ``{"error": message}``; the message is shown on the
+page and logged. The model runs in a worker thread, so the server keeps answering while it computes.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def _rendering_json(result: Rendering) -> dict:
     body = {
         "upload_id": result.upload_id, "name": result.name, "width": result.width, "height": result.height,
         "temperature": result.temperature, "colorized": _data_url(result.colorized_png),
-        "timings_ms": result.timings_ms,
+        "timings_ms": result.timings_ms, "hints": result.hints,
     }
     if result.gray_png is not None:
         body["gray"] = _data_url(result.gray_png)
@@ -102,18 +105,20 @@ def make_app(
         try:
             body = json.loads(await request.body())
             upload_id, temperature = int(body["upload_id"]), float(body["temperature"])
-        except (ValueError, KeyError, TypeError):
-            return _refuse(400, 'recolor needs JSON {"upload_id": N, "temperature": T}')
+            hints = body.get("hints")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _refuse(400, 'recolor needs JSON {"upload_id": N, "temperature": T, "hints": [...] (optional)}')
         try:
-            result = await run_in_threadpool(engine.recolor, upload_id, temperature)
+            result = await run_in_threadpool(engine.recolor, upload_id, temperature, hints)
         except UnknownUploadError as error:
             return _refuse(409, error.args[0])
-        except ValueError as error:
+        except ValueError as error:  # HintError included: the point's number and the problem
             return _refuse(400, str(error))
         except Exception as error:  # noqa: BLE001
             log.exception("recolor failed")
             return _refuse(500, f"recolor failed ({type(error).__name__}: {error})")
-        log.info("recolored upload %d at T = %.2f in %.0f ms", upload_id, temperature, result.timings_ms["total"])
+        log.info("recolored upload %d at T = %.2f with %d hint(s) in %.0f ms", upload_id, temperature, result.hints,
+                 result.timings_ms["total"])
         return JSONResponse(_rendering_json(result))
 
     routes = [

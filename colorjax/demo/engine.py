@@ -8,6 +8,12 @@ temperature T -> joined with the full-resolution L (:func:`colorjax.inference.co
 The model runs on one compiled shape, [1, size, size, 1]; resizing runs in NumPy and the
 full-resolution pixel work in fixed-size chunks, so an upload of a new size compiles nothing. A
 temperature change re-runs only the decoding of the cached logits and the join.
+
+A model that takes hints (SIGGRAPH17, Zhang, Zhu et al. 2017) gets the page's colour points the way
+``colorjax colorize --hints`` gets a hints file's: dicts parsed by :func:`colorjax.hints.as_hints`,
+drawn onto the model's grid by :func:`colorjax.hints.hint_map`. Such a model always runs with a hint
+map (all zero for no points), so adding, moving or removing a point compiles nothing either; it
+re-runs the model on the cached small L, not the decoding of the upload.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from colorjax.inference.colorize import (
     predict_ab_batch,
     resize_linear,
 )
+from colorjax.hints import HintError, as_hints, check_takes_hints, hint_map
 from colorjax.models.layers import for_inference
 
 log = logging.getLogger("colorjax.demo")
@@ -49,6 +56,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 TEMPERATURE_RANGE = (0.0, 1.0)
 # PNGs sent to the page are lossless but barely compressed: encoding time counts in every slider move.
 PNG_COMPRESS_LEVEL = 1
+# More points than anyone clicks; a request with more is refused rather than drawn.
+MAX_HINTS = 256
 
 
 class UploadError(ValueError):
@@ -90,6 +99,7 @@ class Rendering:
     colorized_png: bytes
     gray_png: bytes | None  # only with a new upload
     timings_ms: dict[str, float]
+    hints: int = 0  # the number of colour points this result used
 
 
 @dataclasses.dataclass
@@ -97,7 +107,9 @@ class _Upload:
     upload_id: int
     name: str
     L_full: np.ndarray  # [H, W, 1]
+    L_small: jax.Array  # [1, size, size, 1]: what the model sees, kept for hint changes
     output: jax.Array  # [h, w, Q] logits or [h, w, 2] ab at the model's output resolution
+    hints: tuple = ()  # the points ``output`` was computed with (``Hint`` objects)
 
 
 def read_checkpoint_facts(directory: Path, step: int | None) -> tuple[int, dict | None]:
@@ -195,12 +207,15 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 @nnx.jit
-def _model_output(model: nnx.Module, L_small: jax.Array) -> jax.Array:
-    """The head's output covering L [B, S, S, 1] (edge-padded by the backbone's border first)."""
+def _model_output(model: nnx.Module, L_small: jax.Array, hints: jax.Array | None = None) -> jax.Array:
+    """The head's output covering L [B, S, S, 1] (edge-padded by the backbone's border first; the
+    hint map, for a model that takes one, padded with zeros: no hint in the padding)."""
     pad = getattr(model, "border", 0)
     if pad:
         L_small = jnp.pad(L_small, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return model(L_small)
+        if hints is not None:
+            hints = jnp.pad(hints, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    return model(L_small) if hints is None else model(L_small, hints)
 
 
 @nnx.jit
@@ -217,6 +232,7 @@ class DemoEngine:
         self.info = info
         self.max_pixels = max_pixels
         self.classification = info.head == "classification"
+        self.takes_hints = info.takes_hints
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._last: _Upload | None = None
@@ -262,7 +278,12 @@ class DemoEngine:
         start = time.perf_counter()
         tiny = np.full((8, 8, 3), 128, np.uint8)
         with self._lock:
-            self._render(_Upload(0, "warm-up", lightness(tiny), self._run_model(lightness(tiny))), DEFAULT_TEMPERATURE)
+            L_full = lightness(tiny)
+            L_small = self._small(L_full)
+            # A hint's colour is parsed with colorjax.color's JAX functions: compiled here, not on the first click.
+            hints = tuple(as_hints([{"x": 1, "y": 1, "color": "#c0392b"}], "warm-up hint")) if self.takes_hints else ()
+            self._render(_Upload(0, "warm-up", L_full, L_small, self._run_model(L_small, hints, L_full.shape[:2])),
+                         DEFAULT_TEMPERATURE)
         return time.perf_counter() - start
 
     def colorize(self, data: bytes, name: str, temperature: float = DEFAULT_TEMPERATURE) -> Rendering:
@@ -273,7 +294,8 @@ class DemoEngine:
             rgb = decode_upload(data, name, self.max_pixels)
             L_full = lightness(rgb)
             t1 = time.perf_counter()
-            upload = _Upload(next(self._ids), name, L_full, self._run_model(L_full))
+            L_small = self._small(L_full)
+            upload = _Upload(next(self._ids), name, L_full, L_small, self._run_model(L_small, (), L_full.shape[:2]))
             t2 = time.perf_counter()
             self._last = upload
             colorized = self._render(upload, temperature)
@@ -282,17 +304,43 @@ class DemoEngine:
         timings = {"decode": 1e3 * (t1 - t0), "model": 1e3 * (t2 - t1), "render": 1e3 * (t3 - t2), "total": 1e3 * (t3 - t0)}
         return self._rendering(upload, temperature, colorized, gray_png, timings)
 
-    def recolor(self, upload_id: int, temperature: float) -> Rendering:
-        """The cached upload decoded at another temperature (the model does not run again)."""
+    def recolor(self, upload_id: int, temperature: float, hints=None) -> Rendering:
+        """The cached upload at another temperature and, given ``hints``, with those colour points.
+
+        ``hints``: None keeps the points of the last result; a list (empty: none) replaces them,
+        each a :class:`colorjax.hints.Hint` or a dict as in a hints file (``{"x", "y", "color"}``,
+        pixels of the upload). The model runs again only when the points changed; a temperature
+        change alone re-decodes its cached output. Bad points raise a :class:`HintError` naming the
+        point, and leave the cached result as it was.
+        """
         temperature = self._check_temperature(temperature)
+        points = None if hints is None else self._check_hints(hints)
         with self._lock:
             upload = self._last
             if upload is None or upload.upload_id != upload_id:
                 raise UnknownUploadError(f"upload {upload_id} is no longer cached; upload the image again")
+            timings = {}
             t0 = time.perf_counter()
-            colorized = self._render(upload, temperature)
+            if points is not None and points != upload.hints:
+                output = self._run_model(upload.L_small, points, upload.L_full.shape[:2])
+                upload.output, upload.hints = output, points
+                timings["model"] = 1e3 * (time.perf_counter() - t0)
             t1 = time.perf_counter()
-        return self._rendering(upload, temperature, colorized, None, {"render": 1e3 * (t1 - t0), "total": 1e3 * (t1 - t0)})
+            colorized = self._render(upload, temperature)
+            t2 = time.perf_counter()
+        timings.update(render=1e3 * (t2 - t1), total=1e3 * (t2 - t0))
+        return self._rendering(upload, temperature, colorized, None, timings)
+
+    def _check_hints(self, hints) -> tuple:
+        """Hints of a request as a tuple of ``Hint``; a HintError for a model without a hint input,
+        too many points, or a bad point (its number and the problem; the image bounds are checked
+        when the points are drawn)."""
+        check_takes_hints(self.model)
+        if isinstance(hints, (str, bytes)) or not isinstance(hints, (list, tuple)):
+            raise HintError(f"hints must be a list of points, got {type(hints).__name__}")
+        if len(hints) > MAX_HINTS:
+            raise HintError(f"{len(hints)} hints: this demo takes at most {MAX_HINTS} points")
+        return tuple(as_hints(hints, "hint"))
 
     def _check_temperature(self, temperature: float) -> float:
         temperature = float(temperature)
@@ -301,13 +349,22 @@ class DemoEngine:
             raise ValueError(f"temperature {temperature} is outside [{low}, {high}]")
         return temperature
 
-    def _run_model(self, L_full: np.ndarray) -> jax.Array:
-        """The model's output at its resolution for one image: logits (classification) or ab."""
+    def _small(self, L_full: np.ndarray) -> jax.Array:
         size = self.info.size
-        L_small = jnp.asarray(resize_linear(L_full, size, size))[None]
+        return jnp.asarray(resize_linear(L_full, size, size))[None]
+
+    def _run_model(self, L_small: jax.Array, hints: tuple, image_hw: tuple[int, int]) -> jax.Array:
+        """The model's output at its resolution for one image: logits (classification) or ab.
+
+        A model that takes hints always gets a hint map ([1, size, size, 3], all zero without
+        points: the same as no hints), so points never change the compiled shape.
+        """
+        maps = None
+        if self.takes_hints:
+            maps = jnp.asarray(hint_map(hints, image_hw, self.info.size))[None]
         if self.classification:
-            return _model_output(self.model, L_small)[0]
-        return predict_ab_batch(self.model, L_small, DEFAULT_TEMPERATURE)[0]
+            return _model_output(self.model, L_small, maps)[0]
+        return predict_ab_batch(self.model, L_small, DEFAULT_TEMPERATURE, maps)[0]
 
     def _render(self, upload: _Upload, temperature: float) -> bytes:
         ab = upload.output
@@ -320,5 +377,5 @@ class DemoEngine:
         return Rendering(
             upload_id=upload.upload_id, name=upload.name, width=width, height=height,
             temperature=temperature if self.classification else None, colorized_png=colorized,
-            gray_png=gray_png, timings_ms={k: round(v, 1) for k, v in timings.items()},
+            gray_png=gray_png, timings_ms={k: round(v, 1) for k, v in timings.items()}, hints=len(upload.hints),
         )
