@@ -1,7 +1,7 @@
 """One photo colorized by a user-guided model with 0, 3 and 10 hints (points taken from the photo's
 own colours), beside its gray input and the original: the README's picture.
 
-    python experiments/hints_picture.py skimage:astronaut --checkpoint runs/user_guided_tiny \
+    python experiments/hints_picture.py skimage:chelsea --checkpoint runs/user_guided_tiny \\
         --size 32 --out docs/hints_picture.png
 
 PHOTO is an image file or ``skimage:NAME``, a photo scikit-image ships (astronaut, coffee, chelsea

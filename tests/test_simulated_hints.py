@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from colorjax.training.simulated_hints import (
-    HintSampling, batch_key, draw_hints, geometric_counts, patch_means, simulate_hints,
+    HintSampling, batch_key, draw_hint_points, draw_hints, geometric_counts, patch_means, simulate_hints,
 )
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
@@ -48,6 +48,18 @@ def test_drawn_hints_are_patch_means_on_their_masks():
     assert set(np.unique(hints[..., 2])) <= {0.0, 1.0}
 
 
+def test_hint_points_are_the_centres_of_their_patches():
+    ab = jax.random.normal(jax.random.key(5), (2, 20, 24, 2)) * 30
+    sampling = HintSampling(max_points=6)
+    counts = jnp.array([2, 6])
+    hints, rows, cols, active = (np.asarray(x) for x in draw_hint_points(jax.random.key(6), ab, counts, sampling))
+    np.testing.assert_array_equal(hints, draw_hints(jax.random.key(6), ab, counts, sampling))
+    np.testing.assert_array_equal(active.sum(1), [2, 6])
+    assert (rows >= 0).all() and (rows < 20).all() and (cols >= 0).all() and (cols < 24).all()
+    images = np.arange(2)[:, None]
+    assert (hints[images, rows, cols, 2][active] == 1).all()  # every active point lies on its patch
+
+
 def test_simulated_hints_cover_the_counts_and_differ_per_batch():
     rgb = jnp.asarray(np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), np.uint8))
     ab = jax.random.normal(jax.random.key(3), (8, 32, 32, 2)) * 20
@@ -84,6 +96,23 @@ def test_user_guided_config_trains_with_hints_and_the_auxiliary_loss(tmp_path):
     assert all(np.isfinite(losses)) and losses[0] > np.log(529) * 0.9 / 110**2
 
 
+def test_picture_hints_spread_over_the_photo():
+    sys.path.insert(0, EXPERIMENTS)
+    from hints_picture import load_photo, photo_hints
+
+    from colorjax.color import rgb_uint8_to_lab
+
+    rgb = load_photo("skimage:chelsea")
+    hints = photo_hints(rgb, 10)
+    points = {(h.x, h.y) for h in hints}
+    assert len(points) == 10 and all(0 <= h.x < rgb.shape[1] and 0 <= h.y < rgb.shape[0] for h in hints)
+    lab = np.asarray(rgb_uint8_to_lab(rgb))
+    first = hints[0]
+    expected = lab[first.y - 2 : first.y + 3, first.x - 2 : first.x + 3, 1:].reshape(-1, 2).mean(0)
+    np.testing.assert_allclose(first.ab, expected, atol=1e-3)  # the 5 x 5 mean of the original
+    assert np.hypot(*first.ab) >= max(np.hypot(*h.ab) for h in hints)  # the most colourful comes first
+
+
 def _shipped_photos(size: int) -> np.ndarray:
     """scikit-image's photos, rescaled to size x size (PIL, bicubic)."""
     from PIL import Image
@@ -93,6 +122,7 @@ def _shipped_photos(size: int) -> np.ndarray:
                      for name in ("astronaut", "coffee", "chelsea", "rocket")])
 
 
+@pytest.mark.slow
 def test_user_guided_loss_lets_the_regression_train_conv1():
     """With the user-guided recipe's weights the Huber term, not the auxiliary cross-entropy, leads
     the gradient at conv1 (the only block that sees the hints at full resolution, feeding the
