@@ -1,11 +1,16 @@
 """One photo colorized by a user-guided model with 0, 3 and 10 hints (points taken from the photo's
 own colours), beside its gray input and the original: the README's picture.
 
-    python experiments/hints_picture.py PHOTO --checkpoint runs/user_guided_tiny --out hints.png
+    python experiments/hints_picture.py skimage:chelsea --checkpoint runs/user_guided_tiny \\
+        --size 32 --out docs/hints_picture.png
 
-The hints are drawn once from a fixed seed (uniform positions away from the border), each with the
-mean ab of the original's 5 x 5 neighbourhood and a patch of 3 px on the net's grid; the 10-hint
-set contains the 3-hint set. Hinted points are ringed in the output panels.
+PHOTO is an image file or ``skimage:NAME``, a photo scikit-image ships (astronaut, coffee, chelsea
+...). The points are chosen by a fixed rule: on a 20 x 20 lattice away from the border, the first is
+the most colourful (chroma of the 5 x 5 mean), each next one the lattice point that is farthest, in
+position and colour, from those already chosen (so the 10 points spread over the photo's regions
+and colours); the 3-hint set is the first three. Each hint has the mean ab of the original's 5 x 5
+neighbourhood and a patch of 3 px on the net's grid (the command line's default). Hinted points are
+ringed in the output panels.
 """
 
 from __future__ import annotations
@@ -30,17 +35,38 @@ COUNTS = (0, 3, 10)
 PANEL = 256  # panel height, px
 
 
-def photo_hints(rgb: np.ndarray, count: int, seed: int) -> list[Hint]:
+LATTICE = 20  # candidate points per side
+COLOUR_DISTANCE = 100.0  # ab units counted as far as the photo's diagonal when spreading the points
+
+
+def load_photo(spec: str) -> np.ndarray:
+    """uint8 RGB of an image file or of ``skimage:NAME``."""
+    if spec.startswith("skimage:"):
+        from skimage import data
+
+        name = spec.split(":", 1)[1]
+        if not hasattr(data, name):
+            raise SystemExit(f"{spec}: scikit-image ships no photo named {name!r}")
+        return np.asarray(getattr(data, name)())[..., :3]
+    return load_image(spec)
+
+
+def photo_hints(rgb: np.ndarray, count: int) -> list[Hint]:
+    """``count`` hints at points spread over the photo's regions and colours (module docstring)."""
     height, width = rgb.shape[:2]
     lab = np.asarray(rgb_uint8_to_lab(rgb))
-    rng = np.random.default_rng(seed)
-    ys = rng.integers(height // 10, height - height // 10, count)
-    xs = rng.integers(width // 10, width - width // 10, count)
-    hints = []
-    for i, (y, x) in enumerate(zip(ys, xs)):
-        ab = lab[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3, 1:].reshape(-1, 2).mean(0)
-        hints.append(Hint(x=int(x), y=int(y), ab=(float(ab[0]), float(ab[1])), size=3, name=f"point {i + 1}"))
-    return hints
+    ys = np.linspace(height * 0.08, height * 0.92, LATTICE).astype(int)
+    xs = np.linspace(width * 0.08, width * 0.92, LATTICE).astype(int)
+    points = np.array([(y, x) for y in ys for x in xs])
+    ab = np.array([lab[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3, 1:].reshape(-1, 2).mean(0) for y, x in points])
+    position = points / np.hypot(height, width)
+    colour = ab / COLOUR_DISTANCE
+    chosen = [int(np.argmax(np.hypot(ab[:, 0], ab[:, 1])))]
+    while len(chosen) < count:
+        gap = np.min([np.hypot(*(position - position[c]).T) + np.hypot(*(colour - colour[c]).T) for c in chosen], axis=0)
+        chosen.append(int(np.argmax(gap)))
+    return [Hint(x=int(points[c][1]), y=int(points[c][0]), ab=(float(ab[c][0]), float(ab[c][1])), size=3,
+                 name=f"point {i + 1}") for i, c in enumerate(chosen)]
 
 
 def panel(rgb: np.ndarray, hints: list[Hint], label: str) -> Image.Image:
@@ -59,16 +85,15 @@ def panel(rgb: np.ndarray, hints: list[Hint], label: str) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("photo")
+    parser.add_argument("photo", help="an image file or skimage:NAME (a photo scikit-image ships)")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--size", type=int, default=64, help="the side the net sees")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     model, _, _ = load_model(checkpoint_directory(args.checkpoint))
-    rgb = load_image(args.photo)
-    all_hints = photo_hints(rgb, max(COUNTS), args.seed)
+    rgb = load_photo(args.photo)
+    all_hints = photo_hints(rgb, max(COUNTS))
     sets = [all_hints[:n] for n in COUNTS]
     outputs = colorize_arrays(model, [rgb] * len(COUNTS), size=args.size, hints=sets)
     gray = np.repeat(np.asarray(rgb_uint8_to_lab(rgb))[..., :1] * 2.55, 3, -1).clip(0, 255).astype(np.uint8)

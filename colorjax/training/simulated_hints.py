@@ -87,6 +87,12 @@ def draw_hints(key: jax.Array, ab: jax.Array, counts: jax.Array, sampling: HintS
     """Hints [B, H, W, 3] = (patch mean ab, mask) of the first ``counts[b]`` of ``max_points``
     random patches of each image's true ab [B, H, W, 2]; later patches overwrite earlier ones.
     ``side`` fixes the patch side (else drawn from ``sampling``'s range)."""
+    return draw_hint_points(key, ab, counts, sampling, side)[0]
+
+
+def draw_hint_points(key: jax.Array, ab: jax.Array, counts: jax.Array, sampling: HintSampling, side=None):
+    """``(hints, rows, cols, active)``: :func:`draw_hints`'s map and its patches' centre pixels
+    (rows, cols) [B, K] with ``active`` [B, K] marking the first ``counts[b]`` of them."""
     B, H, W, _ = ab.shape
     K = sampling.max_points
     k_pos, k_side = jax.random.split(key)
@@ -108,7 +114,7 @@ def draw_hints(key: jax.Array, ab: jax.Array, counts: jax.Array, sampling: HintS
         return jnp.where(inside, value, hints), None
 
     hints, _ = jax.lax.scan(paint, jnp.zeros((B, H, W, 3), ab.dtype), jnp.arange(K))
-    return hints
+    return hints, rows, cols, active
 
 
 def simulate_hints(key: jax.Array, ab: jax.Array, sampling: HintSampling) -> jax.Array:
