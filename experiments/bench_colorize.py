@@ -20,7 +20,8 @@ on both):
   imagenet samples are mixed sizes, median 500 x 375): loading the checkpoint, decoding, L, both
   resizes, the model, the full-resolution Lab -> sRGB with gamut fitting, encoding and writing.
 
-It prints each round's rates, the load average (1 minute) at its start, the ratio (folder / model
+It prints each round's rates, the CPU time per image (all threads of the process: where the model
+and the host work share the cores, the ratio cannot pass model CPU / folder CPU), the load average (1 minute) at its start, the ratio (folder / model
 only), the number of XLA compilations during the timed rounds (0 expected: no photo size compiles
 anything), and a Markdown row per configuration. On a shared machine compare ratios, not rates.
 """
@@ -84,28 +85,32 @@ def bench(name: str, photos: list[pathlib.Path], args, compiled: list[str]) -> d
         np.asarray(predict_ab_batch(model, L, TEMPERATURE))
         batches = -(-len(timed_photos) // args.batch_size)
 
-        def model_only() -> float:
-            started = time.perf_counter()
+        def model_only() -> tuple[float, float]:
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(batches):
                 np.asarray(predict_ab_batch(model, L, TEMPERATURE))  # to the host, as colorize needs it
-            return batches * args.batch_size / (time.perf_counter() - started)
+            images = batches * args.batch_size
+            return images / (time.perf_counter() - started), 1e3 * (time.process_time() - cpu) / images
 
-        def folder() -> float:
-            started = time.perf_counter()
+        def folder() -> tuple[float, float]:
+            started, cpu = time.perf_counter(), time.process_time()
             assert cli.main(command(timed, scratch / "out")) == 0
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert len(list((scratch / "out").iterdir())) == len(timed_photos)
-            return len(timed_photos) / seconds
+            return len(timed_photos) / seconds, 1e3 * cpu / len(timed_photos)
 
         compiled.clear()
         rounds = []
         for r in range(args.rounds):
             load = os.getloadavg()[0]
             first, second = (model_only, folder) if r % 2 == 0 else (folder, model_only)
-            rates = {first.__name__: first(), second.__name__: second()}
-            rounds.append({"load": load, **rates, "ratio": rates["folder"] / rates["model_only"]})
+            measured = {first.__name__: first(), second.__name__: second()}
+            rates = {key: rate for key, (rate, _) in measured.items()}
+            cpu_ms = {key: ms for key, (_, ms) in measured.items()}
+            rounds.append({"load": load, **rates, "ratio": rates["folder"] / rates["model_only"], "cpu_ms": cpu_ms})
             print(f"  {name} round {r + 1}: model only {rates['model_only']:.2f} images/s, folder {rates['folder']:.2f} "
-                  f"images/s, ratio {rounds[-1]['ratio']:.2f}, load average {load:.1f}", flush=True)
+                  f"images/s, ratio {rounds[-1]['ratio']:.2f}, load average {load:.1f}; CPU ms per image: model only "
+                  f"{cpu_ms['model_only']:.0f}, folder {cpu_ms['folder']:.0f}", flush=True)
     result = {
         "name": name, "size": size, "width": width, "photos": len(timed_photos), "rounds": rounds,
         "compilations": len(compiled),
@@ -113,10 +118,12 @@ def bench(name: str, photos: list[pathlib.Path], args, compiled: list[str]) -> d
         "model_only": statistics.median(r["model_only"] for r in rounds),
         "folder": statistics.median(r["folder"] for r in rounds),
         "loads": [r["load"] for r in rounds],
+        "cpu_ms": {key: statistics.median(r["cpu_ms"][key] for r in rounds) for key in ("model_only", "folder")},
     }
     print(f"{name}: ECCV16 width {width} at {size} px: median ratio {result['ratio']:.2f} "
           f"(folder {result['folder']:.2f} / model only {result['model_only']:.2f} images/s), "
-          f"{result['compilations']} XLA compilations in the timed rounds", flush=True)
+          f"{result['compilations']} XLA compilations in the timed rounds; CPU ms per image (all threads): "
+          f"model only {result['cpu_ms']['model_only']:.0f}, folder {result['cpu_ms']['folder']:.0f}", flush=True)
     return result
 
 

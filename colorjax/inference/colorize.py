@@ -6,11 +6,12 @@ full-resolution RGB -> L (colour inputs are thereby desaturated: only L is used)
 resolution -> joined with the full-resolution L -> sRGB.
 
 Images are grouped in fixed-size batches so that the model runs on the device once per batch with
-one compiled shape (the last batch is padded); the resizing to and from the model's size runs in
-NumPy and the full-resolution pixel work in fixed-size chunks, so a new image size compiles
-nothing. Colours that the predicted ab puts outside the sRGB
-gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the output's
-L is the input's L up to 8-bit rounding.
+one compiled shape (the last batch is padded; photos of any sizes share a batch); the resizing to
+and from the model's size runs in Pillow and the full-resolution pixel work in fixed-size chunks,
+so a new image size compiles nothing. Decoding and encoding run in reader and writer threads beside
+the device calls (:mod:`colorjax.inference.host_work`). Colours that the predicted ab puts outside
+the sRGB gamut have their chroma reduced (hue and L kept) rather than their channels clipped, so the
+output's L is the input's L up to 8-bit rounding.
 
 A model that takes hints (SIGGRAPH17) can be given user hints (:mod:`colorjax.hints`): points of
 the full-resolution image with a colour, drawn onto the ``size`` x ``size`` grid the net sees.
