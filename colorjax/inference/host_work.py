@@ -2,10 +2,10 @@
 model's rate: per-image work at each photo's own size happens in numpy / Pillow (no XLA program is
 traced per image size) and in thread pools beside the device calls.
 
-- :func:`shrink_lightness` and :func:`enlarge_ab`: the two resizes of the colorization path, as
-  two small matrix products in NumPy (:func:`resize_linear`): the triangle (bilinear) filter with
-  half-pixel centres and, when shrinking, a support widened by the scale (antialiasing) that
-  ``jax.image.resize`` uses, equal to it within 1e-5, but without compiling one program per image
+- :func:`shrink_lightness` and :func:`enlarge_ab`: the two resizes of the colorization path, in
+  Pillow and NumPy (:func:`resize_linear`): the triangle (bilinear) filter with half-pixel centres
+  and, when shrinking, a support widened by the scale (antialiasing) that ``jax.image.resize``
+  uses, equal to it within 1e-5 of the values' scale, but without compiling one program per image
   size (about 160 ms each on a CPU).
 - :func:`pipelined`: loads the next batches in reader threads while the device runs the current
   one, and finishes (full-resolution Lab to sRGB, encoding, writing) in writer threads.
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 # Reader and writer threads: decoding, encoding and XLA's CPU computations release the GIL.
 HOST_THREADS = max(2, min(8, os.cpu_count() or 2))
@@ -30,8 +31,8 @@ def linear_resize_weights(in_size: int, out_size: int) -> np.ndarray:
 
     Downsampling widens the triangle by the factor (antialiasing); weights that would fall
     outside the input are dropped and each column renormalised. This is the resampling of
-    ``jax.image.resize(..., "linear", antialias=True)``, computed in NumPy so that no new shape
-    is compiled per image size.
+    ``jax.image.resize(..., "linear", antialias=True)`` (and of Pillow's ``BILINEAR``), written out
+    as a matrix: the reference the faster paths below are tested against.
     """
     inv_scale = in_size / out_size
     kernel_scale = max(inv_scale, 1.0)
@@ -42,11 +43,18 @@ def linear_resize_weights(in_size: int, out_size: int) -> np.ndarray:
 
 
 def resize_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[H, W, C] resized to [height, width, C] linearly (antialiased when shrinking), in NumPy."""
-    rows = linear_resize_weights(image.shape[0], height)
-    cols = linear_resize_weights(image.shape[1], width)
-    out = np.tensordot(rows, np.asarray(image, np.float32), axes=([0], [0]))  # [height, W, C]
-    return np.einsum("wx,hwc->hxc", cols, out, optimize=True)
+    """[H, W, C] resized to [height, width, C] linearly (antialiased when shrinking).
+
+    Each channel goes through Pillow's separable ``BILINEAR`` resampling of 32-bit float images:
+    the filter of :func:`linear_resize_weights` applied over its support only (a 500 x 375 photo
+    to 64 x 64: about 1 ms, against 15-40 ms for the dense matrix products), with the GIL released.
+    """
+    image = np.asarray(image, np.float32)
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.BILINEAR))
+        for c in range(image.shape[-1])
+    ]
+    return np.stack(channels, axis=-1)
 
 
 def shrink_lightness(L: np.ndarray, size: int) -> np.ndarray:
