@@ -1,5 +1,5 @@
 """ECCV16 and VGG16 converters against PyTorch's own outputs (tests/fixtures, made by
-experiments/make_convert_fixture.py), the orbax round trip, and the ``colorjax convert`` command."""
+tests/fixtures/make_convert_fixture.py), the orbax round trip, and the ``colorjax convert`` command."""
 
 import os
 

@@ -18,6 +18,8 @@ from PIL import Image
 from colorjax.data import make_loader, tfrecord
 from colorjax.training import apply_overrides, train
 
+pytestmark = pytest.mark.slow  # full-scale row configs on a stand-in imagenet2012: minutes on 2 CPU cores
+
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 ROWS = [

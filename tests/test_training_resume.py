@@ -35,6 +35,8 @@ import json, os, signal, sys
 from colorjax.training import apply_overrides, state, train
 from colorjax.training.commands import load_config_file
 
+pytestmark = pytest.mark.slow  # training processes killed and resumed: minutes on 2 CPU cores
+
 workdir, overrides, mode, kill_after, output = sys.argv[1:6]
 if int(kill_after):
     save = state.save
