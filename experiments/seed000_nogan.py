@@ -1,4 +1,4 @@
-"""Seed 000's NoGAN attempt (after DeOldify): pre-train the U-Net generator, pre-train the PatchGAN
+"""Pappalardo and Caterini's NoGAN attempt (after DeOldify): pre-train the U-Net generator, pre-train the PatchGAN
 on its outputs, then a short GAN phase at a low learning rate, in cycles.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
@@ -7,7 +7,7 @@ Full scale (ImageNet via TFDS, GPU / TPU):
         --config.data.data_dir=/data/tfds
 
 Expected: the seed reports no numbers (its discriminator was undertrained and the GAN phase made the
-generator worse); DeOldify's schedule (REFERENCE section 6) is what this config follows.
+generator worse); DeOldify's schedule (docs/reference.md section 6) is what this config follows.
 
 Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
 runs/seed000_tiny --rows nogan``. Measured (250 steps, 96 test photos, 387 s): custom accuracy

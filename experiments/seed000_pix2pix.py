@@ -1,4 +1,4 @@
-"""Seed 000's Pix2Pix: the pix2pix U-Net generator and 70 x 70 PatchGAN, BCE GAN loss + 100 x L1.
+"""Pappalardo and Caterini's Pix2Pix: the pix2pix U-Net generator and 70 x 70 PatchGAN, BCE GAN loss + 100 x L1.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
@@ -23,7 +23,7 @@ from scales import apply_scale  # noqa: E402
 
 from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_config as default_config  # noqa: E402
 
-SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # seed 000: batch 16, 50 epochs of 4000 images
+SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # Pappalardo and Caterini: batch 16, 50 epochs of 4000 images
 
 
 def get_config(scale: str = "full"):

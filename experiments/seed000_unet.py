@@ -1,4 +1,4 @@
-"""Seed 000's U-Net (LeakyReLU, BatchNorm before each resampling, dropout near the input) regressing
+"""Pappalardo and Caterini's U-Net (LeakyReLU, BatchNorm before each resampling, dropout near the input) regressing
 ab with per-pixel L1 plus a per-pixel VGG16 perceptual loss.
 
 Full scale (ImageNet via TFDS, GPU / TPU; the perceptual loss needs VGG16 weights converted with
@@ -25,7 +25,7 @@ from scales import apply_scale  # noqa: E402
 
 from colorjax.training.config import get_config as default_config  # noqa: E402
 
-# Seed 000: batch 16, Adam 2e-4, 50 epochs of 4000 images at 256 x 256 (REFERENCE section 4).
+# Pappalardo and Caterini: batch 16, Adam 2e-4, 50 epochs of 4000 images at 256 x 256 (docs/reference.md section 4).
 SEED000_BATCH, SEED000_LR, SEED000_STEPS = 16, 2e-4, 50 * 4000 // 16
 
 

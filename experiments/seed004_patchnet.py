@@ -1,9 +1,10 @@
-"""Seed 004's activation study: the 8-conv patch net as a Zhang-style Q-bin classifier, one row per
-activation (relu, leaky_relu, prelu, elu, rrelu) with and without BatchNorm.
+"""The patch-network RReLU study's activation comparison: the 8-conv patch net as a Zhang-style
+Q-bin classifier, one row per activation (relu, leaky_relu, prelu, elu, rrelu) with and without
+BatchNorm.
 
-Each row is ``get_config(scale, activation=..., batch_norm=...)``. Seed 004's classifier: bins are
+Each row is ``get_config(scale, activation=..., batch_norm=...)``. The study's classifier: bins are
 the grid-10 cells that occur in the training data, rebalancing with lambda = 0.5 without the
-Gaussian smoothing, annealed-mean decoding (REFERENCE section 5).
+Gaussian smoothing, annealed-mean decoding (docs/reference.md section 5).
 
 Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 
@@ -40,13 +41,13 @@ def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool =
     config.model.batch_norm = batch_norm
     config.bins.kind = "grid"  # only the grid cells that occur in the training data
     config.bins.grid = 10
-    config.prior.smoothing_sigma = 0.0  # seed 004 skips the Gaussian smoothing
+    config.prior.smoothing_sigma = 0.0  # the RReLU study skips the Gaussian smoothing
     config = apply_scale(config, scale)
     if scale == "full":
         # A valid-conv net on a whole 256 px image trains every 32 px window of it at once.
         config.data.crop_size = SEED004_IMAGE_SIZE
     else:
-        # Seed 004's own geometry: 32 px windows -> 16 px outputs (here whole photos at 32 px), at a
+        # The study's own geometry: 32 px windows -> 16 px outputs (here whole photos at 32 px), at a
         # quarter of the filters; full-resolution valid convs cost ~20x an ECCV16 of the same width.
         config.data.crop_size = 32
         config.model.width = 0.25

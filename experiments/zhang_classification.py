@@ -5,7 +5,7 @@ Full scale (ImageNet via TFDS, GPU / TPU):
     colorjax train --config experiments/zhang_classification.py --workdir runs/zhang_class_full \\
         --config.data.data_dir=/data/tfds
 
-Expected (the paper): AuC 91.6 raw, 65.1 rebalanced (recalled values, REFERENCE section 2): higher
+Expected (the paper): AuC 91.6 raw, 65.1 rebalanced (recalled values, docs/reference.md section 2): higher
 raw AuC than the rebalanced model, lower rebalanced AuC, duller colours.
 
 Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny

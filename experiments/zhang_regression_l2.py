@@ -5,7 +5,7 @@ Full scale (ImageNet via TFDS, GPU / TPU):
     colorjax train --config experiments/zhang_regression_l2.py --workdir runs/zhang_l2_full \\
         --config.data.data_dir=/data/tfds
 
-Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, REFERENCE section 2): high raw
+Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, docs/reference.md section 2): high raw
 AuC from desaturated, near-gray predictions; low colourfulness.
 
 Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny

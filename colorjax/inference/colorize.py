@@ -1,6 +1,6 @@
 """Colorize images of any size: infer ab at the model's size, keep the full-resolution L.
 
-The path of one image (Zhang et al. 2016, REFERENCE section 2, "inference at any size"):
+The path of one image (Zhang et al. 2016, "inference at any size"; docs/reference.md section 2):
 full-resolution RGB -> L (colour inputs are thereby desaturated: only L is used) -> L resized to
 ``size`` x ``size`` -> model -> ab at the output resolution -> ab resized back to the full
 resolution -> joined with the full-resolution L -> sRGB.
@@ -39,7 +39,7 @@ from colorjax.models.model import INFERENCE_SIZE
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg")}
 JPEG_QUALITY = 95
-# Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (REFERENCE section 2).
+# Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (docs/reference.md section 2).
 DEFAULT_TEMPERATURE = ANNEALED_MEAN_TEMPERATURE
 DEFAULT_SIZE = INFERENCE_SIZE
 # Bisection steps of the chroma reduction: 2^-10 of the predicted chroma is well below 8-bit rounding.

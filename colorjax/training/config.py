@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     # shorter side scaled to this before the random training crop; validation and inference run at
     # it (centre squares). None: crop_size (whole images, rescaled). Zhang: 256 for 176 px crops.
     c.data.resize_size = config_dict.placeholder(int)
-    c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, seed 000: 16)
+    c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, Pappalardo and Caterini: 16)
     c.data.eval_batch_size = 16  # global batch for validation
     c.data.worker_count = 0  # grain worker processes per host (0: in the main process)
     c.data.cache_mb = 1024.0  # decoded training images kept per process, MB (0: decode every epoch)
@@ -58,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.bins = ml_collections.ConfigDict()
     c.bins.kind = "zhang"  # zhang: the 313 official centres | grid: the cells occurring in training data
-    c.bins.grid = 10  # grid step for kind="grid" (seed 004: 10 or 5)
+    c.bins.grid = 10  # grid step for kind="grid" (the RReLU study: 10 or 5)
     c.bins.k = SOFT_ENCODE_K  # soft-encoding neighbours (paper 5; released code 10)
     c.bins.sigma = SOFT_ENCODE_SIGMA  # soft-encoding Gaussian width
     c.bins.temperature = ANNEALED_MEAN_TEMPERATURE  # annealed-mean decoding for validation images
@@ -67,7 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.prior = ml_collections.ConfigDict()
     c.prior.rebalance = True  # weight each pixel by the prior's rebalancing weight (classification)
     c.prior.lam = REBALANCE_LAMBDA  # mix with the uniform distribution
-    c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (seed 004: none)
+    c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (the RReLU study: none)
     c.prior.images = 2048  # training images streamed to count bins (and grid cells) before training
     c.prior.path = config_dict.placeholder(str)  # load a saved ColourPrior instead of counting
 
@@ -75,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.pixel = "l1"  # l1 | l2 | huber, on ab / 110 (regression and GAN reconstruction)
     c.loss.huber_delta = 0.1  # Huber threshold on ab / 110
     c.loss.lambda_l1 = LAMBDA_L1  # weight of the pixel loss against the GAN loss
-    c.loss.perceptual_weight = 0.0  # > 0: add the per-pixel VGG16 feature loss (seed 000)
+    c.loss.perceptual_weight = 0.0  # > 0: add the per-pixel VGG16 feature loss (Pappalardo and Caterini)
     c.loss.vgg_checkpoint = config_dict.placeholder(str)  # directory from `colorjax convert vgg16`
     c.loss.vgg_layers = ("relu2_2",)  # VGG16 layers compared by the perceptual loss
     c.loss.gan = "bce"  # bce (pix2pix) | lsgan (least squares)
@@ -108,7 +108,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.discriminator.b1 = PIX2PIX_BETA1
     c.discriminator.b2 = 0.999
 
-    c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (REFERENCE section 6)
+    c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (docs/reference.md section 6)
     c.nogan.generator_steps = 1000  # generator pre-training (pixel / perceptual loss only)
     c.nogan.critic_steps = 200  # per cycle: discriminator pre-training on the generator's outputs
     c.nogan.gan_steps = 100  # per cycle: short GAN phase
