@@ -112,7 +112,7 @@ def test_full_scale_config_starts_and_trains_on_imagenet2012(name, kwargs, image
         from flax import nnx
 
         from colorjax.models import VGG16Features
-        from colorjax.models.vgg16 import save_vgg16
+        from colorjax.checkpointing import save_vgg16
 
         with pytest.raises(ValueError, match="colorjax convert vgg16"):  # what a user without them is told
             train(config, tmp_path / "refused")

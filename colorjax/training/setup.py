@@ -75,7 +75,7 @@ def check_model(model_fn, crop_size: int, batch_size: int):
 
 def vgg_features(checkpoint_dir: str, layers) -> callable:
     """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``."""
-    from colorjax.models.vgg16 import load_vgg16
+    from colorjax.checkpointing import load_vgg16
 
     directory = pathlib.Path(checkpoint_dir).absolute()
     if not directory.exists():
