@@ -33,6 +33,7 @@ def _leaves(model):
     return [np.asarray(raw(x)) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))]
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path):
     model = _build(_tiny_config())
     L = jax.random.uniform(jax.random.key(1), (2, 32, 32, 1)) * 100.0

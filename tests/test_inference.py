@@ -56,6 +56,7 @@ def _run(argv):
     return commands.run(parser.parse_args(argv))
 
 
+@pytest.mark.slow
 def test_colorize_folder_keeps_sizes_and_lightness_and_skips_the_corrupt_file(checkpoint, inputs, tmp_path, capsys):
     folder, big, gray16 = inputs
     out = tmp_path / "out"
@@ -133,6 +134,7 @@ def test_a_size_the_model_cannot_take_is_refused_before_any_work(checkpoint, inp
     assert code == 2 and "divisible by 8" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_checkpoint(tmp_path, monkeypatch):
     """A model trained at 32 px runs at 32 px unless told otherwise (not the paper's 256)."""
     from colorjax.evaluation import commands as evaluate_commands

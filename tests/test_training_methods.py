@@ -41,6 +41,7 @@ def _soft_encode(ab, centres, k=5, sigma=5.0):
     return target, np.argmin(d2, axis=-1)
 
 
+@pytest.mark.slow
 def test_classification_first_loss_and_prior_match_numpy(tiny_config, tmp_path):
     config = tiny_config(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1,
                      "train.tensorboard": True})
@@ -90,6 +91,7 @@ def test_classification_first_loss_and_prior_match_numpy(tiny_config, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 1000  # loss and AuC against the step, drawn by the run
 
 
+@pytest.mark.slow
 def test_regression_loss_from_checkpoint_and_best_retention(tiny_config, tmp_path):
     """The loss of step 4 recomputed from checkpoint 3 (always kept); orbax keeps the last two and
     the best. Ranked by the *highest* validation loss, the best is usually an early step, outside
@@ -118,7 +120,7 @@ def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tiny_config, tmp_p
     from flax import nnx
 
     from colorjax.models import VGG16Features
-    from colorjax.models.vgg16 import save_vgg16
+    from colorjax.checkpointing import save_vgg16
 
     config = tiny_config(**{"method": "regression", "model.head": "regression", "optim.learning_rate": 0.0,
                      "loss.perceptual_weight": 1.0, "loss.vgg_checkpoint": str(tmp_path / "vgg"),
