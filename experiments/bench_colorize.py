@@ -1,6 +1,6 @@
 """``colorize`` on a folder of mixed-size photos against the model alone (not a test).
 
-    python experiments/bench_colorize.py [--photos 200] [--size 64] [--width 0.25] [--batch-size 8]
+    python -m experiments.bench_colorize [--photos 200] [--size 64] [--width 0.25] [--batch-size 8]
         [--format png] [--folder ../shared/data/imagenet-samples]
 
 A randomly initialised ECCV16 Q-bin model (the rates do not depend on the weights) colorizes the
@@ -30,8 +30,8 @@ from colorjax.inference import colorize_files
 from colorjax.inference.colorize import predict_ab_batch
 from colorjax.models import build_model
 from colorjax.models.layers import for_inference
+from experiments.scales import SAMPLES
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Latency of `colorjax demo` measured from the browser: upload-to-result and slider-move-to-result.
 
-    python experiments/demo_latency.py [--rounds 5]
+    python -m experiments.demo_latency [--rounds 5]
 
 For each model below (random initialisation: the weights do not change the work), a checkpoint is
 saved to a temporary folder, the demo is started on a free loopback port, and headless Chromium

@@ -14,20 +14,15 @@ Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 Expected: the seed has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
 nearly best without, and RReLU among the worst.
 
-Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python experiments/run_table.py activations
+Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python -m experiments.run_table activations
 --scale tiny --workdir runs/seed004_tiny``. Measured: rebalanced AuC 58.6-59.5 and raw AuC 86.6-88.4
 for all ten rows, differences inside the bootstrap error; BatchNorm rows are more colourful (24-31
 vs 18-21).
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
-
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from .scales import apply_scale
 
 SEED004_IMAGE_SIZE = 256  # the seed's photos are 256 x 256; its 32 px windows tile them densely
 
@@ -36,7 +31,6 @@ def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool =
     config = default_config()
     config.method = "classification"
     config.model.backbone = "patchnet"
-    config.model.head = "classification"
     config.model.activation = activation
     config.model.batch_norm = batch_norm
     config.bins.kind = "grid"  # only the grid cells that occur in the training data
