@@ -22,6 +22,8 @@ from colorjax.checkpointing import load_model
 from colorjax.training import train
 from colorjax.training.commands import load_config_file
 
+pytestmark = pytest.mark.slow  # training processes killed and resumed: minutes on 2 CPU cores
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "experiments" / "tiny_classification.py")
 # Adam's first updates are close to lr * sign(gradient): a gradient element near zero whose sign
@@ -34,8 +36,6 @@ CHILD = """
 import json, os, signal, sys
 from colorjax.training import apply_overrides, state, train
 from colorjax.training.commands import load_config_file
-
-pytestmark = pytest.mark.slow  # training processes killed and resumed: minutes on 2 CPU cores
 
 workdir, overrides, mode, kill_after, output = sys.argv[1:6]
 if int(kill_after):
