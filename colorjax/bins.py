@@ -1,10 +1,11 @@
 """The quantised ab output space: bin centres, nearest bins, soft-encoding, the non-gray test.
 
-Two bin sets: Zhang et al.'s 313 in-gamut centres on a grid of 10 (shipped as data, in the order
-the official weights expect; REFERENCE section 2), and the data-driven set of seed 004 (REFERENCE
-section 5): the cells of a grid of 10 or 5 over ab in [-110, 110] that occur in a dataset, counted
-batch by batch with :func:`grid_cell_counts` and selected with :func:`grid_bins`. Grid cells are
-centred on multiples of the grid step, as Zhang's centres are.
+Two bin sets: Zhang et al.'s 313 in-gamut centres on a grid of 10 (shipped as data, in the order the
+official weights expect; Zhang et al. 2016, docs/reference.md section 2), and the data-driven set of
+the patch-network RReLU study (docs/reference.md section 5): the cells of a grid of 10 or 5 over ab
+in [-110, 110] that occur in a dataset, counted batch by batch with :func:`grid_cell_counts` and
+selected with :func:`grid_bins`. Grid cells are centred on multiples of the grid step, as Zhang's
+centres are.
 
 Every function on ab values is a pure jnp function, jittable, over any leading dimensions. Distances
 to the Q centres are formed per pixel as ``[..., Q]`` and reduced at once (argmin or top-k), which
@@ -24,11 +25,12 @@ import numpy as np
 ZHANG_BINS_FILE = "zhang16_pts_in_hull.npy"
 ZHANG_GRID = 10
 # Soft-encoding (Zhang et al. 2016, section 3.1): k nearest centres, Gaussian of sigma 5. The paper
-# uses k = 5; the released training code uses k = 10 (REFERENCE section 2).
+# uses k = 5; the released training code uses k = 10 (docs/reference.md section 2).
 SOFT_ENCODE_K = 5
 SOFT_ENCODE_K_RELEASED = 10
 SOFT_ENCODE_SIGMA = 5.0
-# Seed 004: the ab plane is taken as [-110, 110] on each axis, divided into cells of 10 or 5.
+# The patch-network RReLU study (docs/reference.md section 5): the ab plane is taken as [-110, 110]
+# on each axis, divided into cells of 10 or 5.
 AB_GRID_LIMIT = 110
 # Zhang's training code (NonGrayMaskLayer): an image is colourful when some |a| or |b| exceeds 5.
 GRAY_THRESHOLD = 5.0

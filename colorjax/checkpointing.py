@@ -11,9 +11,12 @@ with named items:
 - ``colorjax_manifest.json``: every file's size and CRC-32, written once the step is complete and
   checked before a step is loaded, so that a truncated or altered file is named, not trusted.
 
-Restoring rebuilds the abstract model with ``nnx.eval_shape`` from the saved config and restores the
-arrays straight into the requested sharding (one device by default), so a checkpoint written on
-any number of devices or hosts loads on any other.
+Every kind of module is saved with :func:`save_model` and restored with :func:`restore_module`, given
+a builder ``build(config, rngs) -> module``: :func:`load_model` passes the colorization model's
+builder, :func:`load_vgg16` the VGG16 feature extractor's. Restoring rebuilds the abstract module
+with ``nnx.eval_shape`` from the saved config and restores the arrays straight into the requested
+sharding (one device by default), so a checkpoint written on any number of devices or hosts loads
+on any other. Model files never import this module.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import math
 import os
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -29,6 +33,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
+
+from colorjax.models import build_model
+from colorjax.models.vgg16 import VGG16Features, vgg16_config
+from colorjax.prior import ColourPrior
 
 MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settings"
 # The model config's entry holding the inference defaults (not an argument of build_model).
@@ -42,6 +50,10 @@ _CHUNK = 1 << 22
 
 class CorruptCheckpointError(ValueError):
     """A checkpoint step that cannot be trusted; the message names the step and the file."""
+
+
+class WrongCheckpointKindError(ValueError):
+    """A readable checkpoint of another kind of module than the builder makes (names the folder)."""
 
 
 def _finite_or(value, default: float) -> float:
@@ -202,8 +214,6 @@ def restore_prior(manager: ocp.CheckpointManager, step: int):
     """The colour prior saved at ``step``, or None when the checkpoint has none."""
     if PRIOR not in saved_items(manager.directory, step):
         return None
-    from colorjax.prior import ColourPrior
-
     restored = manager.restore(
         step, args=ocp.args.Composite(**{PRIOR: ocp.args.StandardRestore(), PRIOR_SETTINGS: ocp.args.JsonRestore()})
     )
@@ -230,8 +240,6 @@ def inference_defaults(model_config: dict) -> dict:
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
     """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
-    from colorjax.models import build_model
-
     kwargs = {k: v for k, v in model_config.items() if k != INFERENCE}
     if kwargs.get("centres") is not None:
         kwargs["centres"] = np.asarray(kwargs["centres"], np.float32)
@@ -252,18 +260,32 @@ def restore_into(manager, step: int, item: str, abstract_state: nnx.State, shard
     return state
 
 
-def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sharding | None = None):
-    """Load ``(model, model_config, prior)`` from a ``save_model`` directory, a training workdir or
-    its ``checkpoints`` directory.
+Builder = Callable[[dict, nnx.Rngs], nnx.Module]
 
-    ``step`` defaults to the latest saved step; the arrays land on ``sharding`` (default: the first
-    local device). The model comes back in evaluation mode.
-    """
+
+def checkpoint_folder(directory) -> epath.Path:
+    """The folder holding a checkpoint's steps: ``directory`` itself, or a training workdir's
+    ``checkpoints`` sub-folder; a clear error when ``directory`` does not exist."""
     directory = epath.Path(directory).absolute()
     if not directory.exists():
         raise FileNotFoundError(f"{directory}: checkpoint directory does not exist")
     if (directory / TRAINING_SUBDIR).is_dir():  # a training workdir: its checkpoints live below
         directory = directory / TRAINING_SUBDIR
+    return directory
+
+
+def restore_module(directory, build: Builder, step: int | None = None, *,
+                   sharding: jax.sharding.Sharding | None = None):
+    """Restore ``(module, config, prior or None, step)`` from a :func:`save_model` directory, a
+    training workdir or its ``checkpoints`` directory, for any kind of module.
+
+    ``build(config, rngs)`` makes the module from its saved config (it may raise
+    :class:`WrongCheckpointKindError` for a config of another kind); only its shapes are used, the
+    arrays come from the checkpoint. ``step`` defaults to the latest saved step; the arrays land on
+    ``sharding`` (default: the first local device). Every file is checked against the step's
+    manifest first, and a step holding NaN or infinity is refused.
+    """
+    directory = checkpoint_folder(directory)
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with checkpoint_manager(directory, read_only=True) as manager:
         step = resolve_step(manager, directory, step)
@@ -272,10 +294,12 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
             raise FileNotFoundError(f"{directory}/{step}: not a colorjax checkpoint (needs items 'model' and 'config')")
         verify_manifest(directory / str(step))
         try:
-            model_config, prior = restore_config_and_prior(manager, step)
-            abstract_model = nnx.eval_shape(lambda: build_model_from_config(model_config, nnx.Rngs(0)))
-            graphdef, abstract_state = nnx.split(abstract_model)
+            config, prior = restore_config_and_prior(manager, step)
+            abstract_module = nnx.eval_shape(lambda: build(config, nnx.Rngs(0)))
+            graphdef, abstract_state = nnx.split(abstract_module)
             state = restore_into(manager, step, MODEL, abstract_state, sharding)
+        except WrongCheckpointKindError:
+            raise
         except Exception as error:  # noqa: BLE001 - orbax / tensorstore raise many kinds; report one line
             raise CorruptCheckpointError(f"{directory}/{step}: cannot be restored: {_first_line(error)}") from None
     bad = nonfinite_leaves(nnx.to_pure_dict(state))
@@ -283,7 +307,17 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
         raise CorruptCheckpointError(
             f"{directory}/{step}: {len(bad)} parameter array(s) hold NaN or infinity (a diverged run), e.g. {bad[0]}"
         )
-    model = nnx.merge(graphdef, state)
+    return nnx.merge(graphdef, state), config, prior, step
+
+
+def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sharding | None = None):
+    """Load ``(model, model_config, prior)`` from a ``save_model`` directory, a training workdir or
+    its ``checkpoints`` directory.
+
+    ``step`` defaults to the latest saved step; the arrays land on ``sharding`` (default: the first
+    local device). The model comes back in evaluation mode, decoding as its checkpoint says.
+    """
+    model, model_config, prior, _ = restore_module(directory, build_model_from_config, step, sharding=sharding)
     model.eval()
     defaults = inference_defaults(model_config)
     if defaults["decoding"] == "release" and getattr(model.head, "release_projection", None) is not None:
@@ -292,6 +326,25 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
     if correction and prior is not None and model.head_kind == "classification":
         model.head.correct_for_rebalancing(prior.weights, correction)  # the decoding training chose
     return model, model_config, prior
+
+
+def save_vgg16(directory, model: VGG16Features, width: float = 1.0) -> None:
+    """Write a VGG16 feature extractor as a checkpoint in colorjax's layout (items ``model`` and ``config``)."""
+    save_model(directory, model, vgg16_config(model, width))
+
+
+def _build_vgg16(config: dict, rngs: nnx.Rngs) -> VGG16Features:
+    if config.get("network") != "vgg16_features":
+        raise WrongCheckpointKindError(f"not a VGG16 feature checkpoint (config {config})")
+    return VGG16Features(config["layers"], width=config["width"], rngs=rngs)
+
+
+def load_vgg16(directory) -> VGG16Features:
+    """The VGG16 feature extractor saved by :func:`save_vgg16` (e.g. by ``colorjax convert vgg16``)."""
+    try:
+        return restore_module(directory, _build_vgg16)[0]
+    except WrongCheckpointKindError as error:
+        raise WrongCheckpointKindError(f"{checkpoint_folder(directory)}: {error}") from None
 
 
 def load_prior(directory, step: int | None = None):

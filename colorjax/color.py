@@ -1,7 +1,7 @@
 """sRGB <-> CIE L*a*b* (D65 white, 2 degree observer) in jax.numpy.
 
 The formulas, thresholds and matrices are those of ``skimage.color.rgb2lab`` / ``lab2rgb``
-(REFERENCE section 1), which the tests use as the reference.  Every function is elementwise over
+(docs/reference.md section 1), which the tests use as the reference.  Every function is elementwise over
 the last axis (3 channels), so any leading batch dimensions work, and jit- and grad-safe: branches
 are written with ``jnp.where`` on clamped arguments so that neither side produces an infinite
 gradient at the thresholds.  The 3 x 3 products are written out as sums so that no backend lowers
@@ -37,7 +37,7 @@ _LAB_F_THRESHOLD = 0.2068966  # = 6 / 29, the inverse-companding threshold
 GAMUT_TOLERANCE = 1e-4
 
 # Lightness range and the ab scale factor both papers use to normalise the network's output
-# (Zhang et al. 2016 and pix2pix; REFERENCE sections 1-3).
+# (Zhang et al. 2016 and Isola et al. 2017; docs/reference.md sections 1-3).
 L_MAX = 100.0
 AB_SCALE = 110.0
 

@@ -5,7 +5,7 @@ predicted distribution, T -> 0 its mode (the centre of the largest logit), and Z
 lies between: vivid but spatially coherent colours.
 
 The released Caffe deploy net has no temperature: it multiplies the logits by 2.606 before its
-softmax, which is the same as T = 1 / 2.606 = 0.3837, i.e. T = 0.38 (REFERENCE section 2). Here
+softmax, which is the same as T = 1 / 2.606 = 0.3837, i.e. T = 0.38 (docs/reference.md section 2). Here
 the temperature is always explicit; a model that already folds such a factor into its last layer
 must be decoded at T = 1 to reproduce it.
 """

@@ -23,14 +23,15 @@ import numpy as np
 from colorjax import color
 from colorjax.bins import nearest_bin
 
-# Seed 000 (REFERENCE section 4): a pixel is correct when both norms of its RGB error are below these.
+# Pappalardo and Caterini's U-Net / Pix2Pix comparison (docs/reference.md section 4): a pixel is
+# correct when both norms of its RGB error are below these.
 ACCURACY_EPS_INF = 0.14
 ACCURACY_EPS_2 = 0.17
 # Zhang et al. 2016, section 4.1: AuC of the fraction of pixels within ab distance t, t = 0..150.
 AUC_MAX_THRESHOLD = 150
 # Distances this close above a threshold count as within it: float32 Lab noise (~1e-5), not error.
 _AUC_TOLERANCE = 1e-3
-# Hasler and Suesstrunk 2003: CF = sigma_rgyb + 0.3 mu_rgyb, on 0-255 RGB (REFERENCE section 7).
+# Hasler and Suesstrunk 2003: CF = sigma_rgyb + 0.3 mu_rgyb, on 0-255 RGB (docs/reference.md section 7).
 CF_MEAN_WEIGHT = 0.3
 CF_SCALE = 255.0
 # SSIM (Wang et al. 2004) with scikit-image's conventions for gaussian_weights=True: a Gaussian window
@@ -84,7 +85,7 @@ def colourfulness(rgb: jnp.ndarray) -> jnp.ndarray:
 
 
 def accurate_pixels(pred_rgb: jnp.ndarray, true_rgb: jnp.ndarray) -> jnp.ndarray:
-    """Seed 000's custom accuracy per pixel: ``|err|_inf < 0.14`` and ``|err|_2 < 0.17``, bool ``[...]``."""
+    """Pappalardo and Caterini's custom accuracy per pixel: ``|err|_inf < 0.14`` and ``|err|_2 < 0.17``, bool ``[...]``."""
     err = jnp.asarray(pred_rgb, jnp.float32) - jnp.asarray(true_rgb, jnp.float32)
     return (jnp.max(jnp.abs(err), axis=-1) < ACCURACY_EPS_INF) & (jnp.sum(err * err, axis=-1) < ACCURACY_EPS_2**2)
 

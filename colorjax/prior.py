@@ -1,10 +1,10 @@
 """The colour prior over the Q ab bins and Zhang's class-rebalancing weights.
 
-Zhang et al. 2016, section 3.2 (REFERENCE section 2): p is the empirical distribution of the
+Zhang et al. 2016, section 3.2 (docs/reference.md section 2): p is the empirical distribution of the
 ground-truth ab values over the bins (each pixel counted at its nearest centre), smoothed with a
-Gaussian of sigma 5 in ab; the weights are ``w ~ ((1 - lambda) p + lambda / Q)^-1`` with
-lambda = 0.5, normalised so that ``sum_q p_q w_q = 1``. Seed 004 (REFERENCE section 5) skips the
-smoothing: ``smoothing_sigma=None``.
+Gaussian of sigma 5 in ab; the weights are ``w ~ ((1 - lambda) p + lambda / Q)^-1`` with lambda =
+0.5, normalised so that ``sum_q p_q w_q = 1``. The patch-network RReLU study (docs/reference.md
+section 5) skips the smoothing: ``smoothing_sigma=None``.
 
 Smoothing acts over the bin centres themselves, so it works for any bin set (Zhang's 313 or a
 data-driven grid): ``p_smooth ~ K p`` with ``K_qj = exp(-|c_q - c_j|^2 / (2 sigma^2))``,

@@ -2,7 +2,7 @@
 the PyTorch reference ECCV16 beside it when torch is installed. Random weights (timing does not
 depend on them); not a test.
 
-    python experiments/bench_backbones.py [--backbones eccv16 unet pix2pix patchnet] [--repeats 5]
+    python -m experiments.bench_backbones [--backbones eccv16 unet pix2pix patchnet] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import jax
@@ -53,8 +52,7 @@ def bench_torch_eccv16(repeats: int) -> None:
     except ImportError:
         print("torch not installed: PyTorch comparison skipped")
         return
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from torch_reference import ECCV16Torch
+    from experiments.torch_reference import ECCV16Torch
 
     net = ECCV16Torch().eval()
     L = torch.full((1, 1, SIZE, SIZE), 50.0)

@@ -1,6 +1,6 @@
 """``colorjax colorize FOLDER --checkpoint DIR`` on mixed-size photos against the model alone (not a test).
 
-    python experiments/bench_colorize.py [--config small full] [--photos 200] [--rounds 3]
+    python -m experiments.bench_colorize [--config small full] [--photos 200] [--rounds 3]
         [--batch-size 8] [--format png] [--folder ../shared/data/imagenet-samples]
 
 Configurations (ECCV16 Q-bin, randomly initialised: the rates do not depend on the weights, except
@@ -45,8 +45,8 @@ from colorjax.checkpointing import load_model, save_model
 from colorjax.inference.colorize import predict_ab_batch
 from colorjax.models import build_model
 from colorjax.models.layers import for_inference
+from experiments.scales import SAMPLES
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 CONFIGS = {"small": {"size": 64, "width": 0.25}, "full": {"size": 256, "width": 1.0}}
 TEMPERATURE = 0.38
 

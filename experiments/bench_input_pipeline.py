@@ -1,6 +1,6 @@
 """Images per second of the input pipeline on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python experiments/bench_input_pipeline.py [--folder DIR] [--data-dir DIR]
+    /work/venv/bin/python -m experiments.bench_input_pipeline [--folder DIR] [--data-dir DIR]
 
 Builds the folder into a TFDS dataset once (timed), then, for each crop size (64, 128, 256) and
 worker count (0, 2), runs the training pipeline (shuffle, decode, shorter-side resize, random crop,
@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import platform
 import tempfile
 import time
 
 from colorjax.data import folder, make_loader
+from experiments.scales import SAMPLES
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 
 
 def images_per_second(spec, data_dir, crop_size, workers, batch_size=32) -> tuple[float, int, float]:

@@ -1,7 +1,7 @@
 """Training throughput and inference latency of ECCV16 (Q-bin head) and pix2pix, colorjax (JAX)
 against PyTorch eager, measured side by side in one run (not a test).
 
-    /work/venv/bin/python experiments/bench_models.py [--quick] [--grid 64x1,64x4,...] [--repeats 3]
+    /work/venv/bin/python -m experiments.bench_models [--quick] [--grid 64x1,64x4,...] [--repeats 3]
         [--conv-algorithm auto|direct|winograd] [--no-hugepages] [--compute-dtype bfloat16]
 
 For each model, crop size and batch size: the library's own jitted training step (the one

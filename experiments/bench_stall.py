@@ -1,6 +1,6 @@
 """Input-pipeline stall of a real training run on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python experiments/bench_stall.py [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
+    /work/venv/bin/python -m experiments.bench_stall [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
 
 The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the

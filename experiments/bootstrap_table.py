@@ -1,6 +1,6 @@
 """How much of a table's differences is noise: bootstrap over test images, and where the weight sits.
 
-    python experiments/bootstrap_table.py runs/zhang_tiny
+    python -m experiments.bootstrap_table runs/zhang_tiny
 
 For a finished ``run_table.py zhang`` workdir: recomputes every row's per-image metric sums on the
 test split (with the workdir's shared prior), resamples the images 1000 times (seeded), and prints
@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run_table import ROWS, load_row_config  # noqa: E402
+from experiments.run_table import ROWS, load_row_config
 
 RESAMPLES = 1000
 REFERENCE_ROW = "classification_rebalanced"

@@ -1,6 +1,6 @@
 """Choose a Q-bin model's decoding temperature on validation photos, against the lightness baseline.
 
-    python experiments/choose_temperature.py runs/cpu_colorizer
+    python -m experiments.choose_temperature runs/cpu_colorizer
 
 Rebalanced training buys colour with raw AuC; the annealed-mean temperature T sets where on that
 trade a model decodes (T = 1: the mean, dull and safe; T -> 0: the mode, vivid and risky). This
@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cpu_colorizer_report import SAMPLES  # noqa: E402
+from experiments.scales import SAMPLES
 
 TEMPERATURES = (0.38, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)
 RAW_MARGIN = 0.25  # AuC points below the baseline's raw AuC that a chosen T may cost

@@ -1,6 +1,6 @@
 """Score the CPU recipe's model against the lightness baseline on both held-out sets, with pictures.
 
-    python experiments/cpu_colorizer_report.py runs/cpu_colorizer --out runs/cpu_colorizer/report
+    python -m experiments.cpu_colorizer_report runs/cpu_colorizer --out runs/cpu_colorizer/report
 
 Sets: tiny-imagenet-64 ``val/`` at 64 px, and the imagenet-samples test split at 256 px (L resized
 to the model's saved size, ab lifted back onto the 256 px L: the path of ``colorjax colorize``).
@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from experiments.cpu_colorizer import TINY_IMAGENET
+from experiments.scales import SAMPLES
 
-from cpu_colorizer import TINY_IMAGENET  # noqa: E402
-
-SAMPLES = os.environ.get("COLORJAX_SAMPLES", str(Path(__file__).resolve().parents[2] / "shared/data/imagenet-samples"))
 # (name, data, split, evaluation crop side)
 SETS = (("tiny_imagenet_val", TINY_IMAGENET, "validation", 64), ("imagenet_samples_test", SAMPLES, "test", 256))
 # The recipe's bar on each set (the learn-colour issue): margins against the lightness baseline.
@@ -43,7 +40,7 @@ def score_set(model, model_config, prior, name, data, split, size, *, data_dir, 
     from colorjax.data import make_loader
     from colorjax.evaluation import bootstrap
     from colorjax.evaluation.baselines import baseline_predictor
-    from colorjax.evaluation.evaluate import evaluate, image_grid, model_predictor
+    from colorjax.evaluation.evaluate import evaluate, model_predictor
     from colorjax.evaluation.temperature_sweep import labelled_grid, sweep_rows
 
     model_size = inference_defaults(model_config)["size"] or size

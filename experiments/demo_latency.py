@@ -1,6 +1,6 @@
 """Latency of `colorjax demo` measured from the browser: upload-to-result and slider-move-to-result.
 
-    timeout 1800 python experiments/demo_latency.py [--rounds 5] [--checkpoint runs/cpu_colorizer]
+    timeout 1800 python -m experiments.demo_latency [--rounds 5] [--checkpoint runs/cpu_colorizer]
 
 For each model below (random initialisation: the weights do not change the work; ``--checkpoint``
 adds a trained one, e.g. the CPU recipe's, at its saved size), a checkpoint is saved to a temporary

@@ -8,11 +8,11 @@ On a GPU machine (the wheels and the data copy made beforehand by ``prepare_devi
 
 or, where colorjax and its dependencies are importable already::
 
-    python experiments/device_check.py --out OUT_DIR [--data .devdata] [--budget-s 450] [--only a,b]
+    python -m experiments.device_check --out OUT_DIR [--data .devdata] [--budget-s 450] [--only a,b]
 
 On any machine, in seconds, at tiny sizes on the CPU (the test suite runs this)::
 
-    python experiments/device_check.py --dry-run --out /tmp/dc
+    python -m experiments.device_check --dry-run --out /tmp/dc
 
 Parts, in order of priority (each in a fresh process with its own time limit; one that fails or
 runs out of time is recorded with its error, and the rest still run; when the budget runs short
@@ -43,7 +43,6 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 REPO = HERE.parent
 
 # Tests whose numbers depend on the device's arithmetic: bfloat16 against float32, rematerialised
@@ -109,15 +108,15 @@ def plan(args) -> list[tuple[str, float, str, dict]]:
 
 
 def run_part_in_process(function: str, kwargs: dict) -> dict:
-    import device_parts
+    from experiments import device_parts
 
     return getattr(device_parts, function)(**kwargs)
 
 
 def run_part_in_child(function: str, kwargs: dict, limit: float) -> dict:
     """``function(**kwargs)`` in a fresh interpreter, killed after ``limit`` seconds."""
-    command = [sys.executable, __file__, "--child", json.dumps({"function": function, "kwargs": kwargs})]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(HERE), os.environ.get("PYTHONPATH")])),
+    command = [sys.executable, "-m", "experiments.device_check", "--child", json.dumps({"function": function, "kwargs": kwargs})]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1"}
     try:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=limit)
@@ -168,7 +167,7 @@ def run_all(args) -> dict:
 
 
 def write_outputs(report: dict, out: Path) -> None:
-    import device_report
+    from experiments import device_report
 
     report["summary"] = device_report.summary(report)
     (out / "device_check.json").write_text(json.dumps(report, indent=1))

@@ -111,7 +111,7 @@ def train_step(model: str, size: int, batch: int, width: float, dtype: str, repe
     compile time, seconds per step, model FLOPs (XLA's count with direct convolutions), memory."""
     import jax
 
-    from bench_models import jax_case
+    from experiments.bench_models import jax_case
     from colorjax.models import winograd
 
     train, state, _, _, rgb, _ = jax_case(model, size, batch, width, dtype)
@@ -142,9 +142,8 @@ def train_step(model: str, size: int, batch: int, width: float, dtype: str, repe
 def inference(size: int, batches: list[int], width: float, dtype: str, repeats: int) -> dict:
     """Latency of ECCV16's evaluation-mode prediction (L to ab, as ``colorjax colorize`` runs the
     model) for each batch size: median of ``repeats`` synchronised calls."""
-    import jax
 
-    from bench_models import jax_case
+    from experiments.bench_models import jax_case
 
     rows = []
     for batch in batches:
@@ -172,7 +171,7 @@ def torch_step(size: int, batch: int, width: float, dtypes: list[str], mode: str
     call's time (compilation), peak memory."""
     import torch
 
-    import bench_torch
+    from experiments import bench_torch
     from colorjax.bins import zhang_bins
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -246,9 +245,9 @@ def real_run(config_file: str, overrides: list[str], seconds: float, compare_sec
 
     Stall = 1 - (seconds per step on one batch already on the device) / (seconds per step fed by
     the loader): the slowdown that the input pipeline causes, as ``bench_stall.py`` defines it."""
-    import jax
 
     from colorjax.training import apply_overrides, parallel, priors, setup
+    from colorjax.training import config as config_lib
     from colorjax.training.commands import load_config_file
 
     config = apply_overrides(load_config_file(config_file), overrides)
@@ -261,7 +260,7 @@ def real_run(config_file: str, overrides: list[str], seconds: float, compare_sec
                                               batch_size=config.data.batch_size))
     started = time.perf_counter()
     centres, prior = (priors.bins_and_prior(config, make_iterator, mesh, stride)
-                      if config.model.head == "classification" else (None, None))
+                      if config_lib.model_head(config) == "classification" else (None, None))
     prior_s = time.perf_counter() - started
     runs = {}
     runs["bfloat16"] = _timed_run(config, "bfloat16", centres, prior, make_iterator, mesh, seconds, None)

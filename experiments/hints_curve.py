@@ -1,7 +1,7 @@
 """AuC and PSNR against the number of user hints, on held-out photos (Zhang, Zhu et al. 2017's
 evidence that the net uses its hints), for a trained user-guided model and a random-init control.
 
-    python experiments/hints_curve.py --checkpoint runs/user_guided_tiny --data-dir DIR --size 32 \\
+    python -m experiments.hints_curve --checkpoint runs/user_guided_tiny --data-dir DIR --size 32 \\
         --out experiments/results/hints_curve
 
 For each count n in 0, 1, 2, 5, 10, 50 every validation photo gets n hints sampled from its own
@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
 import jax
@@ -50,16 +49,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from colorjax import metrics  # noqa: E402
-from colorjax.bins import zhang_bins  # noqa: E402
-from colorjax.checkpointing import build_model_from_config, load_model  # noqa: E402
-from colorjax.data import make_loader  # noqa: E402
-from colorjax.inference.colorize import checkpoint_directory  # noqa: E402
-from colorjax.prior import ColourPrior, count_bins_over  # noqa: E402
-from colorjax.training.simulated_hints import HintSampling, draw_hint_points  # noqa: E402
-from colorjax.training.steps import lab_batch  # noqa: E402
+from colorjax import metrics
+from colorjax.bins import zhang_bins
+from colorjax.checkpointing import build_model_from_config, load_model
+from colorjax.data import make_loader
+from colorjax.inference.colorize import checkpoint_directory
+from colorjax.prior import ColourPrior, count_bins_over
+from colorjax.training.simulated_hints import HintSampling, draw_hint_points
+from colorjax.training.steps import lab_batch
 
 COUNTS = (0, 1, 2, 5, 10, 50)
 CONTROL = "random init (control)"

@@ -2,7 +2,7 @@
 at the layers the hint's path runs through, for a checkpoint, on training photos with simulated
 hints (Zhang, Zhu et al. 2017's sampling), plus how often the geometric draw reaches a hint count.
 
-    python experiments/hints_diagnosis.py --checkpoint runs/user_guided_tiny --data-dir DIR --size 32
+    python -m experiments.hints_diagnosis --checkpoint runs/user_guided_tiny --data-dir DIR --size 32
 
 Groups of parameters: ``conv1`` (block 1, which alone sees the hints at full resolution and feeds
 the conv1 -> conv10 shortcut), ``trunk`` (blocks 2-8, shared by both outputs), ``regression only``
@@ -14,24 +14,19 @@ run weighs them (``--class-weight``), evaluated in training mode on one batch.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hints_curve import photos  # noqa: E402
-
-from colorjax.checkpointing import load_model  # noqa: E402
-from colorjax.inference.colorize import checkpoint_directory  # noqa: E402
-from colorjax.models.siggraph17 import siggraph17_bins  # noqa: E402
-from colorjax.training import losses  # noqa: E402
-from colorjax.training.simulated_hints import GEOMETRIC_P, HintSampling, simulate_hints  # noqa: E402
-from colorjax.training.steps import Objective, class_loss, lab_batch  # noqa: E402
+from colorjax.checkpointing import load_model
+from colorjax.inference.colorize import checkpoint_directory
+from colorjax.models.siggraph17 import siggraph17_bins
+from colorjax.training import losses
+from colorjax.training.simulated_hints import GEOMETRIC_P, HintSampling, simulate_hints
+from colorjax.training.steps import Objective, class_loss, lab_batch
+from experiments.hints_curve import photos
 
 GROUPS = {
     "conv1": ("model1", "norm1", "acts1"),

@@ -1,7 +1,7 @@
 """One photo colorized by a user-guided model with 0, 3 and 10 hints (points taken from the photo's
 own colours), beside its gray input and the original: the README's picture.
 
-    python experiments/hints_picture.py skimage:chelsea --checkpoint runs/user_guided_tiny \\
+    python -m experiments.hints_picture skimage:chelsea --checkpoint runs/user_guided_tiny \\
         --size 32 --out docs/hints_picture.png
 
 PHOTO is an image file or ``skimage:NAME``, a photo scikit-image ships (astronaut, coffee, chelsea
@@ -16,20 +16,17 @@ ringed in the output panels.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from colorjax import colorize_arrays  # noqa: E402
-from colorjax.checkpointing import load_model  # noqa: E402
-from colorjax.color import rgb_uint8_to_lab  # noqa: E402
-from colorjax.data import load_image  # noqa: E402
-from colorjax.hints import Hint  # noqa: E402
-from colorjax.inference.colorize import checkpoint_directory  # noqa: E402
+from colorjax import colorize_arrays
+from colorjax.checkpointing import load_model
+from colorjax.color import rgb_uint8_to_lab
+from colorjax.data import load_image
+from colorjax.hints import Hint
+from colorjax.inference.colorize import checkpoint_directory
 
 COUNTS = (0, 3, 10)
 PANEL = 256  # panel height, px

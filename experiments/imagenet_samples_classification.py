@@ -17,7 +17,7 @@ Wall time 712 s and 951 s, on cores shared with other jobs (load average 7 to 9)
 
 from colorjax.training.config import get_config as default_config
 
-SAMPLES = "../shared/data/imagenet-samples"
+from .scales import SAMPLES
 
 
 def get_config():

@@ -1,8 +1,8 @@
 """Why a colorizer stalls at a per-lightness tint: sweeps and probes, in numbers.
 
-    python experiments/learning_diagnosis.py sweep --workdir runs/diagnosis --steps 800
-    python experiments/learning_diagnosis.py sweep --workdir runs/diagnosis --variants base,wd_1e-3
-    python experiments/learning_diagnosis.py probe runs/cpu_colorizer --out runs/diagnosis/probe.md
+    python -m experiments.learning_diagnosis sweep --workdir runs/diagnosis --steps 800
+    python -m experiments.learning_diagnosis sweep --workdir runs/diagnosis --variants base,wd_1e-3
+    python -m experiments.learning_diagnosis probe runs/cpu_colorizer --out runs/diagnosis/probe.md
 
 ``sweep`` trains each variant of ``experiments/cpu_colorizer.py`` (one changed lever per variant,
 the same number of steps, the same data order) in its own process and validates it on the same

@@ -1,8 +1,8 @@
 """Prepare, here (with PyPI), what the device check needs on a GPU machine that has no network.
 
-    python experiments/prepare_device.py wheels [--dest .whl]       # ~11 MB of Python 3.12 wheels
-    python experiments/prepare_device.py data [--dest .devdata]      # <= 36 MB of tiny-imagenet-64
-    python experiments/prepare_device.py all                         # both, then the size check
+    python -m experiments.prepare_device wheels [--dest .whl]       # ~11 MB of Python 3.12 wheels
+    python -m experiments.prepare_device data [--dest .devdata]      # <= 36 MB of tiny-imagenet-64
+    python -m experiments.prepare_device all                         # both, then the size check
 
 ``wheels`` downloads, for CPython 3.12 on manylinux x86-64, the packages colorjax needs that the
 GPU machine lacks (tensorflow-datasets, grain, array_record, ml_collections, tensorboardX and the
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import email.parser
 import json
-import os
 import re
 import shutil
 import subprocess

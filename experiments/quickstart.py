@@ -1,6 +1,6 @@
 """Quick start: train a small Q-bin colorizer on the embedded photos, colorize the held-out ones.
 
-    python experiments/quickstart.py --workdir runs/quickstart
+    python -m experiments.quickstart --workdir runs/quickstart
 
 No data or weights are needed: the embedded default is the colour photos that scikit-image and
 scikit-learn ship (6 to train on; chelsea and coffee held out). On a 2-core CPU the whole script

@@ -1,9 +1,9 @@
 """Train and evaluate every row of one of the papers' tables, then write the table.
 
-    python experiments/run_table.py zhang --scale tiny --workdir runs/zhang_tiny
-    python experiments/run_table.py seed000 --scale tiny --workdir runs/seed000_tiny
-    python experiments/run_table.py activations --scale tiny --workdir runs/seed004_tiny
-    python experiments/run_table.py temperature --workdir runs/zhang_tiny   # needs the zhang run
+    python -m experiments.run_table zhang --scale tiny --workdir runs/zhang_tiny
+    python -m experiments.run_table seed000 --scale tiny --workdir runs/seed000_tiny
+    python -m experiments.run_table activations --scale tiny --workdir runs/seed004_tiny
+    python -m experiments.run_table temperature --workdir runs/zhang_tiny   # needs the zhang run
 
 For each row: train its config (``experiments/<row config>.py`` at ``--scale``) into
 ``WORKDIR/<row>`` unless that run already finished, then evaluate the checkpoint on the test split
@@ -15,16 +15,15 @@ The table goes to ``WORKDIR/<table>.md``, with each row's wall time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
-EXPERIMENTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(EXPERIMENTS))
+from colorjax.training.commands import load_config_module
+from experiments.scales import SCALES
 
-from scales import SCALES  # noqa: E402
+EXPERIMENTS = Path(__file__).resolve().parent
 
 # table -> row -> (config file, keyword arguments of its get_config) or a baseline name
 ROWS = {
@@ -50,10 +49,7 @@ ROWS = {
 
 def load_row_config(filename: str, scale: str, **kwargs):
     """``get_config(scale, **kwargs)`` of an experiment file."""
-    spec = importlib.util.spec_from_file_location(f"colorjax_experiment_{Path(filename).stem}", EXPERIMENTS / filename)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(scale, **kwargs)
+    return load_config_module(EXPERIMENTS / filename).get_config(scale, **kwargs)
 
 
 def finished(workdir: Path, num_steps: int) -> bool:

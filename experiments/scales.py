@@ -4,7 +4,7 @@ Row configs (``zhang_*.py``, ``seed000_*.py``, ``seed004_patchnet.py``) call :fu
 after setting what defines their row, so the scale settings live only here.
 
 - ``full``: ImageNet (TFDS ``imagenet2012`` prepared in ``data.data_dir``) on a GPU / TPU host,
-  Zhang et al.'s released training recipe (REFERENCE section 2): 176 px crops, batch 40, Adam
+  Zhang et al.'s released training recipe (Zhang et al. 2016; docs/reference.md section 2): 176 px crops, batch 40, Adam
   3e-5 with betas (0.9, 0.99) and weight decay 1e-3, x0.1 at 225k of 450k steps.
 - ``tiny``: the 974 photos of ``../shared/data/imagenet-samples`` (split 80/10/10 by the data
   module's path hash) on a 2-core CPU, a few minutes per run: 64 px crops, networks at reduced
@@ -19,7 +19,7 @@ from pathlib import Path
 import ml_collections
 
 SCALES = ("full", "tiny")
-# The shared sample photos sit beside the repository (HELPERS.md); COLORJAX_SAMPLES overrides.
+# The shared sample photos sit beside the repository (../shared/data); COLORJAX_SAMPLES overrides.
 SAMPLES = os.environ.get("COLORJAX_SAMPLES", str(Path(__file__).resolve().parents[2] / "shared/data/imagenet-samples"))
 # Zhang et al. 2016 released training: 176 px crops, batch 40, lr x0.1 at 225k of ~450k iterations.
 ZHANG_CROP, ZHANG_BATCH, ZHANG_STEPS, ZHANG_DECAY_STEP = 176, 40, 450_000, 225_000

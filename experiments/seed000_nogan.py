@@ -1,4 +1,4 @@
-"""Seed 000's NoGAN attempt (after DeOldify): pre-train the U-Net generator, pre-train the PatchGAN
+"""Pappalardo and Caterini's NoGAN attempt (after DeOldify): pre-train the U-Net generator, pre-train the PatchGAN
 on its outputs, then a short GAN phase at a low learning rate, in cycles.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
@@ -7,28 +7,22 @@ Full scale (ImageNet via TFDS, GPU / TPU):
         --config.data.data_dir=/data/tfds
 
 Expected: the seed reports no numbers (its discriminator was undertrained and the GAN phase made the
-generator worse); DeOldify's schedule (REFERENCE section 6) is what this config follows.
+generator worse); DeOldify's schedule (docs/reference.md section 6) is what this config follows.
 
-Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
+Tiny scale (here, 2-core CPU): ``python -m experiments.run_table seed000 --scale tiny --workdir
 runs/seed000_tiny --rows nogan``. Measured (250 steps, 96 test photos, 387 s): custom accuracy
 0.730, RMSE 0.1314, PSNR 17.63 dB.
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
-
-from scales import TINY_STEPS, apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from .scales import TINY_STEPS, apply_scale
 
 
 def get_config(scale: str = "full"):
     config = default_config()
     config.method = "nogan"
     config.model.backbone = "unet"
-    config.model.head = "regression"
     config.loss.pixel = "l1"
     config = apply_scale(config, scale)
     config.optim.learning_rate = 2e-4

@@ -1,4 +1,4 @@
-"""Seed 000's Pix2Pix: the pix2pix U-Net generator and 70 x 70 PatchGAN, BCE GAN loss + 100 x L1.
+"""Pappalardo and Caterini's Pix2Pix: the pix2pix U-Net generator and 70 x 70 PatchGAN, BCE GAN loss + 100 x L1.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
@@ -9,28 +9,22 @@ Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.380, R
 13.3 dB as implied by that RMSE; the seed prints -153.5): more pixels within the accuracy
 tolerance than the U-Net, a slightly higher RMSE.
 
-Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
+Tiny scale (here, 2-core CPU): ``python -m experiments.run_table seed000 --scale tiny --workdir
 runs/seed000_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8. Measured
 (300 steps, 96 test photos, 380 s): custom accuracy 0.704, RMSE 0.1136, PSNR 18.89 dB.
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+from .scales import apply_scale
 
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_config as default_config  # noqa: E402
-
-SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # seed 000: batch 16, 50 epochs of 4000 images
+SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # Pappalardo and Caterini: batch 16, 50 epochs of 4000 images
 
 
 def get_config(scale: str = "full"):
     config = default_config()
     config.method = "pix2pix"
     config.model.backbone = "pix2pix"
-    config.model.head = "regression"
     config.loss.pixel = "l1"
     config = apply_scale(config, scale)
     config.optim.learning_rate = PIX2PIX_LEARNING_RATE  # pix2pix: Adam 2e-4, beta1 0.5, no weight decay

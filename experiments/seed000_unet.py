@@ -1,4 +1,4 @@
-"""Seed 000's U-Net (LeakyReLU, BatchNorm before each resampling, dropout near the input) regressing
+"""Pappalardo and Caterini's U-Net (LeakyReLU, BatchNorm before each resampling, dropout near the input) regressing
 ab with per-pixel L1 plus a per-pixel VGG16 perceptual loss.
 
 Full scale (ImageNet via TFDS, GPU / TPU; the perceptual loss needs VGG16 weights converted with
@@ -10,22 +10,17 @@ Full scale (ImageNet via TFDS, GPU / TPU; the perceptual loss needs VGG16 weight
 Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.265, RMSE 0.206 (PSNR
 13.7 dB as implied by that RMSE; the seed prints -150.4).
 
-Tiny scale (here, 2-core CPU): ``python experiments/run_table.py seed000 --scale tiny --workdir
+Tiny scale (here, 2-core CPU): ``python -m experiments.run_table seed000 --scale tiny --workdir
 runs/seed000_tiny``. No VGG16 weights can be downloaded here, so the tiny run uses L1 only
 (``perceptual_weight = 0``): a U-Net L1 regressor, not the seed's full loss. Measured (300 steps,
 96 test photos at 64 px, 565 s): custom accuracy 0.762, RMSE 0.0967, PSNR 20.30 dB.
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
+from .scales import apply_scale
 
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
-
-# Seed 000: batch 16, Adam 2e-4, 50 epochs of 4000 images at 256 x 256 (REFERENCE section 4).
+# Pappalardo and Caterini: batch 16, Adam 2e-4, 50 epochs of 4000 images at 256 x 256 (docs/reference.md section 4).
 SEED000_BATCH, SEED000_LR, SEED000_STEPS = 16, 2e-4, 50 * 4000 // 16
 
 
@@ -33,7 +28,6 @@ def get_config(scale: str = "full"):
     config = default_config()
     config.method = "regression"
     config.model.backbone = "unet"
-    config.model.head = "regression"
     config.loss.pixel = "l1"
     config = apply_scale(config, scale)
     if scale == "full":

@@ -1,9 +1,10 @@
-"""Seed 004's activation study: the 8-conv patch net as a Zhang-style Q-bin classifier, one row per
-activation (relu, leaky_relu, prelu, elu, rrelu) with and without BatchNorm.
+"""The patch-network RReLU study's activation comparison: the 8-conv patch net as a Zhang-style
+Q-bin classifier, one row per activation (relu, leaky_relu, prelu, elu, rrelu) with and without
+BatchNorm.
 
-Each row is ``get_config(scale, activation=..., batch_norm=...)``. Seed 004's classifier: bins are
+Each row is ``get_config(scale, activation=..., batch_norm=...)``. The study's classifier: bins are
 the grid-10 cells that occur in the training data, rebalancing with lambda = 0.5 without the
-Gaussian smoothing, annealed-mean decoding (REFERENCE section 5).
+Gaussian smoothing, annealed-mean decoding (docs/reference.md section 5).
 
 Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 
@@ -13,20 +14,15 @@ Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 Expected: the seed has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
 nearly best without, and RReLU among the worst.
 
-Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python experiments/run_table.py activations
+Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python -m experiments.run_table activations
 --scale tiny --workdir runs/seed004_tiny``. Measured: rebalanced AuC 58.6-59.5 and raw AuC 86.6-88.4
 for all ten rows, differences inside the bootstrap error; BatchNorm rows are more colourful (24-31
 vs 18-21).
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
-
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from .scales import apply_scale
 
 SEED004_IMAGE_SIZE = 256  # the seed's photos are 256 x 256; its 32 px windows tile them densely
 
@@ -35,18 +31,17 @@ def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool =
     config = default_config()
     config.method = "classification"
     config.model.backbone = "patchnet"
-    config.model.head = "classification"
     config.model.activation = activation
     config.model.batch_norm = batch_norm
     config.bins.kind = "grid"  # only the grid cells that occur in the training data
     config.bins.grid = 10
-    config.prior.smoothing_sigma = 0.0  # seed 004 skips the Gaussian smoothing
+    config.prior.smoothing_sigma = 0.0  # the RReLU study skips the Gaussian smoothing
     config = apply_scale(config, scale)
     if scale == "full":
         # A valid-conv net on a whole 256 px image trains every 32 px window of it at once.
         config.data.crop_size = SEED004_IMAGE_SIZE
     else:
-        # Seed 004's own geometry: 32 px windows -> 16 px outputs (here whole photos at 32 px), at a
+        # The study's own geometry: 32 px windows -> 16 px outputs (here whole photos at 32 px), at a
         # quarter of the filters; full-resolution valid convs cost ~20x an ECCV16 of the same width.
         config.data.crop_size = 32
         config.model.width = 0.25

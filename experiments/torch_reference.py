@@ -1,6 +1,6 @@
 """PyTorch reference networks, written from the papers' descriptions in the official key layouts.
 
-Used by ``make_convert_fixture.py`` (the converter's parity fixture) and by benchmarks that compare
+Used by ``tests/fixtures/make_convert_fixture.py`` (the converter's parity fixture) and by benchmarks that compare
 against PyTorch; the colorjax library never imports this file (nor torch).
 
 - :class:`ECCV16Torch`: Zhang et al.'s ECCV16 net with the state-dict keys of the official PyTorch

@@ -22,15 +22,10 @@ batch 16, Adam at 1e-3 then x0.1 after 3600): tiny-imagenet-64 built once with
 ``experiments/hints_curve.py`` measures AuC, PSNR and the hint-copy error against the number of hints.
 """
 
-import sys
-from pathlib import Path
+from colorjax.models.siggraph17 import siggraph17_bins
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
-
-from scales import apply_scale  # noqa: E402
-
-from colorjax.models.siggraph17 import siggraph17_bins  # noqa: E402
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from .scales import apply_scale
 
 HUBER_DELTA_AB = 1.0  # Zhang, Zhu et al. 2017: smooth L1 with delta 1 (ab units); our loss sees ab / 110
 # The pixel loss is computed on ab / 110, which makes a Huber of delta 1 ab unit 110^2 = 12,100 times

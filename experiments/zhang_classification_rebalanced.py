@@ -10,7 +10,7 @@ AuC and colourfulness of the table's rows.
 
 Tiny scale (here, 2-core CPU, about 4 minutes), with the whole table:
 
-    python experiments/run_table.py zhang --scale tiny --workdir runs/zhang_tiny
+    python -m experiments.run_table zhang --scale tiny --workdir runs/zhang_tiny
 
 Measured at tiny scale (300 steps, 96 test photos at 64 px, 2 shared CPU cores, 235 s): AuC 87.1
 raw, 58.1 rebalanced, PSNR 19.75 dB, colourfulness 17.1: the highest rebalanced AuC and
@@ -20,12 +20,7 @@ margins (0.2 to 0.9) are within the bootstrap error (about 1 to 2 points paired;
 Tiny scale from the command line: ``--config experiments/zhang_classification_rebalanced.py:tiny``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make the row configs importable
-
-from zhang_classification import get_config as classification_config  # noqa: E402
+from .zhang_classification import get_config as classification_config
 
 
 def get_config(scale: str = "full"):

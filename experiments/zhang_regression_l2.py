@@ -5,28 +5,22 @@ Full scale (ImageNet via TFDS, GPU / TPU):
     colorjax train --config experiments/zhang_regression_l2.py --workdir runs/zhang_l2_full \\
         --config.data.data_dir=/data/tfds
 
-Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, REFERENCE section 2): high raw
+Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, docs/reference.md section 2): high raw
 AuC from desaturated, near-gray predictions; low colourfulness.
 
-Tiny scale (here, 2-core CPU, about 4 minutes): ``python experiments/run_table.py zhang --scale tiny
+Tiny scale (here, 2-core CPU, about 4 minutes): ``python -m experiments.run_table zhang --scale tiny
 --workdir runs/zhang_tiny --rows regression_l2``. Measured: AuC 89.0 raw, 57.9 rebalanced, PSNR
 20.26 dB, colourfulness 10.2 (uniform sepia).
 """
 
-import sys
-from pathlib import Path
+from colorjax.training.config import get_config as default_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # config files are loaded by path: make scales.py importable
-
-from scales import apply_scale  # noqa: E402
-
-from colorjax.training.config import get_config as default_config  # noqa: E402
+from .scales import apply_scale
 
 
 def get_config(scale: str = "full"):
     config = default_config()
     config.method = "regression"
     config.model.backbone = "eccv16"
-    config.model.head = "regression"
     config.loss.pixel = "l2"  # Euclidean loss on ab: the mean of the plausible colours, i.e. grayish
     return apply_scale(config, scale)

@@ -61,7 +61,7 @@ def test_grid_of_five_and_bad_grid():
 
 
 def test_grid_bins_of_the_srgb_gamut_lie_in_zhangs_set():
-    # The full 8-bit gamut gives 261 grid-10 cells (REFERENCE section 2), all among Zhang's 313.
+    # The full 8-bit gamut gives 261 grid-10 cells (docs/reference.md section 2), all among Zhang's 313.
     levels = np.append(np.arange(0, 256, 10), 255).astype(np.uint8)
     rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
     counts = bins.grid_cell_counts(rgb_uint8_to_lab(rgb)[..., 1:], grid=10)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,40 +9,18 @@ import pytest
 from flax import nnx
 
 from colorjax import checkpointing
+from colorjax.bins import zhang_bins
+from colorjax.models import build_model
+from colorjax.prior import ColourPrior
 
 
 def _tiny_config():
     return {"backbone": "eccv16", "head": "regression", "width": 1 / 16}
 
 
-class _StandIn(nnx.Module):
-    """Used only while colorjax.models has not landed: conv, BatchNorm, dropout, like the real ones."""
-
-    def __init__(self, rngs, **_):
-        self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
-        self.norm = nnx.BatchNorm(4, rngs=rngs)
-        self.drop = nnx.Dropout(0.5, rngs=rngs)
-        self.out = nnx.Conv(4, 2, (1, 1), rngs=rngs)
-
-    def __call__(self, L):
-        return self.out(self.drop(nnx.relu(self.norm(self.conv(L)))))
-
-
-@pytest.fixture(autouse=True)
-def _models(monkeypatch):
-    try:
-        from colorjax.models import build_model  # noqa: F401
-    except ImportError:
-        stand_in = types.ModuleType("colorjax.models")
-        stand_in.build_model = lambda backbone, head, *, rngs, **options: _StandIn(rngs)
-        monkeypatch.setitem(sys.modules, "colorjax.models", stand_in)
-
-
 def _build(model_config, seed=0):
     """Built inside one jit, parameters from an RBG key: XLA compiles that in seconds, where eager
     initialisation compiles every initialiser separately."""
-    from colorjax.models import build_model
-
     rngs = lambda: nnx.Rngs(params=jax.random.key(seed, impl="rbg"), default=seed)  # noqa: E731
     return nnx.jit(lambda: build_model(**model_config, rngs=rngs()))()
 
@@ -58,6 +33,7 @@ def _leaves(model):
     return [np.asarray(raw(x)) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))]
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path):
     model = _build(_tiny_config())
     L = jax.random.uniform(jax.random.key(1), (2, 32, 32, 1)) * 100.0
@@ -77,9 +53,6 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_prior_round_trip(tmp_path):
-    ColourPrior = pytest.importorskip("colorjax.prior").ColourPrior
-    zhang_bins = pytest.importorskip("colorjax.bins").zhang_bins
-
     centres = zhang_bins()
     counts = np.random.default_rng(0).integers(0, 50, len(centres)).astype(np.float32)
     prior = ColourPrior.from_counts(counts, centres, smoothing_sigma=5.0, lam=0.5)

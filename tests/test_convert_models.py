@@ -1,5 +1,5 @@
 """ECCV16 and VGG16 converters against PyTorch's own outputs (tests/fixtures, made by
-experiments/make_convert_fixture.py), the orbax round trip, and the ``colorjax convert`` command."""
+tests/fixtures/make_convert_fixture.py), the orbax round trip, and the ``colorjax convert`` command."""
 
 import os
 
@@ -16,7 +16,7 @@ from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.vgg16 import convert_vgg16
 from colorjax.models import winograd
-from colorjax.models.vgg16 import load_vgg16
+from colorjax.checkpointing import load_vgg16
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ECCV16_PTH = os.path.join(FIXTURES, "eccv16_w16.pth")

@@ -11,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from conftest import random_photo
 from colorjax.cli import main
 from colorjax.data import folder, load_image, make_loader, splits, tfrecord
 
@@ -35,11 +36,6 @@ def test_split_assignments_are_pinned():
         splits.split_by_hash("a.png", (0.8, 0.1, 0.2))
 
 
-def colour_image(seed: int, size=(24, 32)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-
-
 def make_folder(root: pathlib.Path, n_good: int = 12) -> dict[str, np.ndarray]:
     """Good images in several formats and subfolders, plus two bad files; returns the good pixels."""
     formats = [("png", "PNG"), ("bmp", "BMP"), ("tif", "TIFF"), ("webp", "WEBP")]  # lossless ones
@@ -48,7 +44,7 @@ def make_folder(root: pathlib.Path, n_good: int = 12) -> dict[str, np.ndarray]:
         suffix, fmt = formats[i % len(formats)]
         relative = f"group{i % 3}/img_{i:02d}.{suffix}"
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        pixels = colour_image(i)
+        pixels = random_photo(24, 32, i)
         Image.fromarray(pixels).save(root / relative, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
         good[relative] = pixels
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -81,7 +77,7 @@ def test_build_and_read_back_with_tfds_data_source(tmp_path, caplog):
 def test_jpeg_kept_as_original_bytes_and_rotated_jpeg_converted(tmp_path):
     source = tmp_path / "jpegs"
     source.mkdir()
-    Image.fromarray(colour_image(1, (40, 60))).save(source / "plain.jpg", quality=90)
+    Image.fromarray(random_photo(40, 60, 1)).save(source / "plain.jpg", quality=90)
     exif = Image.Exif()
     exif[0x0112] = 3  # rotate 180
     y, x = np.mgrid[0:40, 0:60] / 60.0
@@ -103,8 +99,8 @@ def test_split_subfolders_decide_and_strays_are_ignored(tmp_path):
     for split, count in [("train", 3), ("val", 2), ("test", 1)]:
         (source / split / "deeper").mkdir(parents=True)
         for i in range(count):
-            Image.fromarray(colour_image(i)).save(source / split / "deeper" / f"{i}.png")
-    Image.fromarray(colour_image(9)).save(source / "stray.png")
+            Image.fromarray(random_photo(24, 32, i)).save(source / split / "deeper" / f"{i}.png")
+    Image.fromarray(random_photo(24, 32, 9)).save(source / "stray.png")
     record = folder.build_folder_dataset(source, tmp_path / "d")
     assert record["split_rule"] == "subfolders" and record["files_outside_split_folders"] == 1
     assert record["examples"] == {"train": 3, "validation": 2, "test": 1}
@@ -131,7 +127,7 @@ def test_built_once_and_rebuilt_when_the_folder_changes(tmp_path):
     stamp = (directory / "colorjax_build.json").stat().st_mtime_ns
     assert folder.ensure_folder_dataset(source, data_dir) == directory
     assert (directory / "colorjax_build.json").stat().st_mtime_ns == stamp  # not rebuilt
-    Image.fromarray(colour_image(50)).save(source / "new.png")
+    Image.fromarray(random_photo(24, 32, 50)).save(source / "new.png")
     folder.ensure_folder_dataset(source, data_dir)
     assert sum(folder.read_build_record(directory)["examples"].values()) == 5
 

@@ -12,16 +12,12 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from skimage.color import rgb2lab
 
+from conftest import random_photo
 from colorjax.bins import is_colourful
 from colorjax.data import embedded, folder, make_loader, pipeline
 from colorjax.data.transforms import has_chroma
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
-
-
-def colourful(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 def save_folder(root: pathlib.Path, images: dict[str, np.ndarray]) -> str:
@@ -57,7 +53,7 @@ def smooth(height: int, width: int) -> np.ndarray:
 
 
 def test_centre_crop_and_upscaling_match_a_full_resize(tmp_path):
-    large, small = colourful(40, 60, 0), smooth(10, 14)  # 40 x 60 -> 32 x 48 exactly; 10 x 14 does not
+    large, small = random_photo(40, 60, 0), smooth(10, 14)  # 40 x 60 -> 32 x 48 exactly; 10 x 14 does not
     for pixels, name in [(large, "large.png"), (small, "small.png")]:
         spec = save_folder(tmp_path / name.split(".")[0], {name: pixels})
         loader = make_loader(spec, "train", crop_size=32, batch_size=1, train=False, data_dir=tmp_path / "d", split_ratios=(1, 0, 0))
@@ -73,7 +69,7 @@ def test_centre_crop_and_upscaling_match_a_full_resize(tmp_path):
 
 
 def test_random_crops_are_windows_and_flips_happen(tmp_path):
-    pixels = colourful(32, 64, 2)  # shorter side = crop size: crops are exact windows
+    pixels = random_photo(32, 64, 2)  # shorter side = crop size: crops are exact windows
     spec = save_folder(tmp_path / "wide" / "train", {"wide.png": pixels})  # a train/ subfolder
     windows = {digest(pixels[:, x : x + 32]): ("plain", x) for x in range(33)}
     windows |= {digest(pixels[:, x : x + 32][:, ::-1]): ("flipped", x) for x in range(33)}
@@ -84,7 +80,7 @@ def test_random_crops_are_windows_and_flips_happen(tmp_path):
 
 
 def test_shards_are_disjoint_and_cover_the_split(tmp_path):
-    images = {f"{i}.png": colourful(20, 20, 10 + i) for i in range(10)}
+    images = {f"{i}.png": random_photo(20, 20, 10 + i) for i in range(10)}
     spec = save_folder(tmp_path / "ten", images)
     common = dict(crop_size=20, batch_size=3, train=False, data_dir=tmp_path / "d")
     whole = {digest(im) for b in batches(make_loader(spec, "train", **common)) for im in b}
@@ -95,7 +91,7 @@ def test_shards_are_disjoint_and_cover_the_split(tmp_path):
 
 
 def test_resume_from_state_gives_the_same_batches(tmp_path):
-    images = {f"{i}.png": colourful(24, 30, 30 + i) for i in range(9)}
+    images = {f"{i}.png": random_photo(24, 30, 30 + i) for i in range(9)}
     spec = save_folder(tmp_path / "nine", images)
     loader = make_loader(spec, "train", crop_size=16, batch_size=3, train=True, seed=7, data_dir=tmp_path / "d")
     iterator = iter(loader)
@@ -112,10 +108,10 @@ def test_resume_from_state_gives_the_same_batches(tmp_path):
 
 
 def test_gray_images_are_dropped_and_counted(tmp_path):
-    gray = np.repeat(colourful(24, 24, 3)[..., :1], 3, axis=-1)
+    gray = np.repeat(random_photo(24, 24, 3)[..., :1], 3, axis=-1)
     near_gray = np.clip(gray.astype(int) + [0, 1, 0], 0, 255).astype(np.uint8)  # |a|, |b| < 5
     sepia = np.stack([gray[..., 0], (gray[..., 0] * 0.8).astype(np.uint8), (gray[..., 0] * 0.6).astype(np.uint8)], -1)
-    images = {"gray.png": gray, "near_gray.png": near_gray, "sepia.png": sepia, "colour.png": colourful(24, 24, 4)}
+    images = {"gray.png": gray, "near_gray.png": near_gray, "sepia.png": sepia, "colour.png": random_photo(24, 24, 4)}
     spec = save_folder(tmp_path / "mixed", images)
     for pixels in images.values():  # the numpy rule agrees with bins.is_colourful on skimage Lab
         assert has_chroma(pixels) == bool(is_colourful(rgb2lab(pixels[::4, ::4])[..., 1:]))
@@ -145,7 +141,7 @@ def test_prepared_tfds_dataset_with_a_corrupt_record(tmp_path, caplog):
     good = []
     for seed in range(3):
         path = tmp_path / f"{seed}.png"
-        Image.fromarray(colourful(20, 28, seed)).save(path)
+        Image.fromarray(random_photo(20, 28, seed)).save(path)
         good.append(path.read_bytes())
     write_tfds_dataset(tmp_path / "tfds", "tiny_prepared", good[:2] + [b"\x89PNG garbage"] + good[2:])
     loader = make_loader("tiny_prepared", "train", crop_size=16, batch_size=2, train=False, data_dir=tmp_path / "tfds")
@@ -169,7 +165,7 @@ def test_decoded_image_cache_gives_the_same_batches_and_skips_decoding(tmp_path,
     root = tmp_path / "jpegs"
     root.mkdir()
     for i in range(7):  # JPEGs, so the decoder's reduced DCT scale is used and cached
-        Image.fromarray(colourful(60, 80, 50 + i)).save(root / f"{i}.jpg", quality=90)
+        Image.fromarray(random_photo(60, 80, 50 + i)).save(root / f"{i}.jpg", quality=90)
     common = dict(crop_size=16, batch_size=4, train=True, seed=5, data_dir=tmp_path / "d", split_ratios=(1, 0, 0))
     plain_iterator = iter(make_loader(os.fspath(root), "train", **common))
     plain = batches(None, 12, plain_iterator)  # about seven epochs of 7 records
@@ -225,7 +221,7 @@ def test_imagenet_samples_folder_builds_and_reads(tmp_path):
 def test_each_shard_draws_its_own_crops_and_flips(tmp_path):
     """Two shards (two hosts) of eight copies of one image: the j-th image of each shard is the same
     picture, so only the seed tells their crops and flips apart."""
-    pixels = colourful(32, 64, 3)  # shorter side = crop size: crops are exact windows
+    pixels = random_photo(32, 64, 3)  # shorter side = crop size: crops are exact windows
     spec = save_folder(tmp_path / "copies" / "train", {f"{i}.png": pixels for i in range(8)})
     windows = {digest(pixels[:, x : x + 32]): ("plain", x) for x in range(33)}
     windows |= {digest(pixels[:, x : x + 32][:, ::-1]): ("flipped", x) for x in range(33)}

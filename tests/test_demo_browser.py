@@ -39,6 +39,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+pytestmark = pytest.mark.slow  # drives headless Chromium against a served model: minutes on 2 CPU cores
+
 pytest.importorskip("uvicorn", reason="the demo extra is not installed (pip install -e '.[demo]')")
 
 MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}

@@ -3,16 +3,11 @@ fatal, and the report's figures and targets computed by hand."""
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
 
-import device_check  # noqa: E402
-import device_report  # noqa: E402
+from experiments import device_check, device_report
 
 
 def test_failing_and_overrunning_parts_are_recorded_not_fatal(tmp_path, monkeypatch):

@@ -5,11 +5,9 @@ them): a user's first ImageNet run must not die on a config error. Only the widt
 worker count, the number of prior images and the run length are reduced; crop sizes, methods,
 models, bins, losses and schedules are the configs' own."""
 
-import importlib.util
 import io
 import os
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,9 @@ from PIL import Image
 
 from colorjax.data import make_loader, tfrecord
 from colorjax.training import apply_overrides, train
+from colorjax.training.commands import load_config_module
+
+pytestmark = pytest.mark.slow  # full-scale row configs on a stand-in imagenet2012: minutes on 2 CPU cores
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
@@ -89,14 +90,7 @@ def test_converted_imagenet2012_is_read_through_the_code_builder(imagenet2012):
 
 
 def _full_config(name: str, kwargs: dict):
-    spec = importlib.util.spec_from_file_location(f"row_{name}", EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-    return module.get_config("full", **kwargs)
+    return load_config_module(EXPERIMENTS / f"{name}.py").get_config("full", **kwargs)
 
 
 @pytest.mark.slow
@@ -110,7 +104,7 @@ def test_full_scale_config_starts_and_trains_on_imagenet2012(name, kwargs, image
         from flax import nnx
 
         from colorjax.models import VGG16Features
-        from colorjax.models.vgg16 import save_vgg16
+        from colorjax.checkpointing import save_vgg16
 
         with pytest.raises(ValueError, match="colorjax convert vgg16"):  # what a user without them is told
             train(config, tmp_path / "refused")

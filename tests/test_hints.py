@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx

@@ -10,6 +10,7 @@ import skimage.color
 from flax import nnx
 from PIL import Image
 
+from conftest import smooth_photo
 from colorjax import color
 from colorjax.checkpointing import save_model
 from colorjax.inference import colorize_files, find_images, fit_chroma_to_gamut
@@ -28,14 +29,6 @@ def checkpoint(tmp_path_factory):
     return directory
 
 
-def _photo(height, width, seed=0):
-    """A smooth, colourful test image (gradients plus a little noise), uint8 RGB."""
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    rgb = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.6 * x * y], -1)
-    rgb += np.random.default_rng(seed).normal(0, 0.02, rgb.shape)
-    return np.clip(rgb * 255, 0, 255).astype(np.uint8)
-
-
 def _lightness(rgb_uint8):
     return skimage.color.rgb2lab(rgb_uint8)[..., 0]
 
@@ -43,17 +36,17 @@ def _lightness(rgb_uint8):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
-    big = _photo(2000, 3000)
+    big = smooth_photo(2000, 3000)
     Image.fromarray(big).save(folder / "big.jpg", quality=92)
     gray16 = (np.linspace(0, 65535, 90 * 120).reshape(90, 120)).astype(np.uint16)
     Image.fromarray(gray16).save(folder / "gray16.png")
-    rotated = Image.fromarray(_photo(40, 60, seed=1))
+    rotated = Image.fromarray(smooth_photo(40, 60, seed=1))
     exif = rotated.getexif()
     exif[EXIF_ORIENTATION] = 6  # stored landscape, displayed portrait (rotate 90 degrees clockwise)
     rotated.save(folder / "rotated.jpg", exif=exif, quality=95)
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
     (folder / "sub").mkdir()
-    Image.fromarray(_photo(50, 70, seed=2)).save(folder / "sub" / "big.png")
+    Image.fromarray(smooth_photo(50, 70, seed=2)).save(folder / "sub" / "big.png")
     return folder, big, gray16
 
 
@@ -63,6 +56,7 @@ def _run(argv):
     return commands.run(parser.parse_args(argv))
 
 
+@pytest.mark.slow
 def test_colorize_folder_keeps_sizes_and_lightness_and_skips_the_corrupt_file(checkpoint, inputs, tmp_path, capsys):
     folder, big, gray16 = inputs
     out = tmp_path / "out"
@@ -140,6 +134,7 @@ def test_a_size_the_model_cannot_take_is_refused_before_any_work(checkpoint, inp
     assert code == 2 and "divisible by 8" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_checkpoint(tmp_path, monkeypatch):
     """A model trained at 32 px runs at 32 px unless told otherwise (not the paper's 256)."""
     from colorjax.evaluation import commands as evaluate_commands
@@ -147,7 +142,7 @@ def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_chec
 
     saved = {**MODEL_CONFIG, "inference": {"size": 32, "temperature": 0.5}}
     save_model(tmp_path / "ckpt", build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), saved)
-    Image.fromarray(_photo(48, 80)).save(tmp_path / "photo.png")
+    Image.fromarray(smooth_photo(48, 80)).save(tmp_path / "photo.png")
     seen = {}
 
     def spy(model, inputs, out, **kwargs):

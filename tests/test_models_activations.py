@@ -1,4 +1,4 @@
-"""The five activations against their formulas (seed 004; Xu et al. 2015 for RReLU)."""
+"""The five activations against their formulas (the patch-network RReLU study; Xu et al. 2015 for RReLU)."""
 
 import jax
 import jax.numpy as jnp

@@ -27,7 +27,7 @@ def param_count(module) -> int:
 
 
 def eccv16_count_by_hand() -> int:
-    """ECCV16's conv parameters summed from REFERENCE section 2's table (weights + biases)."""
+    """ECCV16's conv parameters summed from the table of docs/reference.md section 2 (weights + biases)."""
     convs = [(1, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256)]
     convs += [(256, 512)] + [(512, 512)] * 11  # blocks 4-7: 12 convs, the first from 256
     total = sum(9 * i * o + o for i, o in convs)

@@ -4,7 +4,6 @@ the loader, within its size) and the offline check of the carried wheels' requir
 import json
 import os
 import socket
-import sys
 import zipfile
 from pathlib import Path
 
@@ -13,10 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-
-import prepare_device  # noqa: E402
-from colorjax.data import folder  # noqa: E402
+from colorjax.data import folder
+from experiments import prepare_device
 
 
 def _source_dataset(tmp_path, monkeypatch, per_split=(("train", 14), ("val", 5))) -> Path:
@@ -58,7 +55,7 @@ def test_data_copy_takes_whole_shards_within_the_limit_and_reads_back(tmp_path, 
 
 
 def _fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> None:
-    lines = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"] + [f"Requires-Dist: {r}" for r in requires]
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"] + [f"Requires-Dist: {r}" for r in requires]
     with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as archive:
         archive.writestr(f"{name}-{version}.dist-info/METADATA", "\n".join(lines) + "\n")
 

@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
+from conftest import random_photo
 from colorjax import metrics
 from colorjax.bins import zhang_bins
 from colorjax.checkpointing import save_model
@@ -21,6 +22,8 @@ from colorjax.data import folder
 from colorjax.evaluation.commands import evaluate_to_file
 from colorjax.inference import commands
 from colorjax.prior import ColourPrior
+
+pytestmark = pytest.mark.slow  # each test builds, saves and runs a model through the CLI: minutes on 2 CPU cores
 
 MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}
 
@@ -42,14 +45,10 @@ def checkpoint(tmp_path_factory):
     return directory
 
 
-def _photo(seed: int, size=(40, 56)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
-
-
 def _inputs(root: Path, n: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        Image.fromarray(_photo(i)).save(root / f"photo{i}.png")
+        Image.fromarray(random_photo(40, 56, i)).save(root / f"photo{i}.png")
     return root
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from colorjax import checkpointing
 from colorjax.data import NoUsableImagesError, make_loader
-from colorjax.training import apply_overrides, train
+from colorjax.training import train
 from colorjax.training import commands as train_commands
 from colorjax.training import config as config_lib
 from colorjax.training import memory
@@ -29,13 +29,11 @@ from colorjax.training.commands import load_config_file
 from colorjax.training.logging import RunLog
 from colorjax.training.workdir import WorkdirBusyError, WorkdirLock
 
+pytestmark = pytest.mark.slow  # each test trains, resumes or diverges a run: minutes on 2 CPU cores
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "experiments" / "tiny_classification.py")
 REGRESSION = ["method=regression", "model.head=regression"]
-
-
-def tiny(*overrides):
-    return apply_overrides(load_config_file(TINY), list(overrides))
 
 
 @contextmanager
@@ -113,7 +111,7 @@ def _gray_folder(root: Path) -> str:
     return str(root)
 
 
-def test_gray_only_training_split_is_refused_and_does_not_spin(tmp_path):
+def test_gray_only_training_split_is_refused_and_does_not_spin(tiny_config, tmp_path):
     spec = _gray_folder(tmp_path / "gray")
     with deadline(120):
         loader = make_loader(spec, "train", crop_size=32, batch_size=2, train=True, data_dir=str(tmp_path / "d"))
@@ -122,7 +120,7 @@ def test_gray_only_training_split_is_refused_and_does_not_spin(tmp_path):
         for method in ([], REGRESSION):  # prior counting first (classification), or none (regression)
             started = time.perf_counter()
             with pytest.raises(ValueError, match="training split yields no colour image"):
-                train(tiny(*method, "data.spec=" + spec, f"data.data_dir={tmp_path / 'd'}"), tmp_path / "w")
+                train(tiny_config(*method, "data.spec=" + spec, f"data.data_dir={tmp_path / 'd'}"), tmp_path / "w")
             assert time.perf_counter() - started < 60
             assert not (tmp_path / "w" / "checkpoints").exists() or not _steps(tmp_path / "w")
     # A single pass of evaluation data that is all gray still simply ends.
@@ -134,13 +132,14 @@ def test_gray_only_training_split_is_refused_and_does_not_spin(tmp_path):
 HOLD_LOCK = """
 import sys, time
 from colorjax.training.workdir import WorkdirLock
+
 lock = WorkdirLock(sys.argv[1])
 print("locked", flush=True)
 time.sleep(600)
 """
 
 
-def test_a_second_run_on_a_locked_workdir_is_refused_and_a_crash_frees_it(tmp_path):
+def test_a_second_run_on_a_locked_workdir_is_refused_and_a_crash_frees_it(tiny_config, tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(workdir)], cwd=REPO, stdout=subprocess.PIPE,
@@ -148,7 +147,7 @@ def test_a_second_run_on_a_locked_workdir_is_refused_and_a_crash_frees_it(tmp_pa
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(WorkdirBusyError, match=f"in use by another training run \\(process {holder.pid} "):
-            train(tiny(*REGRESSION), workdir)
+            train(tiny_config(*REGRESSION), workdir)
         assert not (workdir / "checkpoints").exists()  # refused before the checkpoint manager was made
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -162,10 +161,10 @@ def _largest_file(directory: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_resume_names_corrupt_checkpoints_and_falls_back_exactly(tmp_path, capsys):
+def test_resume_names_corrupt_checkpoints_and_falls_back_exactly(tiny_config, tmp_path, capsys):
     overrides = ["train.num_steps=6", "train.checkpoint_every=2", "train.eval_images=0"]
     workdir = tmp_path / "run"
-    first = {r["step"]: r["loss"] for r in train(tiny(*overrides), workdir)["train"]}
+    first = {r["step"]: r["loss"] for r in train(tiny_config(*overrides), workdir)["train"]}
     assert _steps(workdir) == [2, 4, 6]
     flipped = _largest_file(workdir / "checkpoints" / "6" / "model")  # one flipped byte in the parameters
     data = bytearray(flipped.read_bytes())
@@ -179,7 +178,7 @@ def test_resume_names_corrupt_checkpoints_and_falls_back_exactly(tmp_path, capsy
         checkpointing.load_model(workdir)  # colorize and evaluate load through this
     capsys.readouterr()
 
-    resumed = train(tiny(*overrides), workdir, resume=True)
+    resumed = train(tiny_config(*overrides), workdir, resume=True)
     out = capsys.readouterr().out
     assert f"step 6 ({workdir / 'checkpoints' / '6'})" in out and str(flipped.name) in out
     assert f"step 4 ({workdir / 'checkpoints' / '4'})" in out and str(truncated.name) in out
@@ -233,7 +232,7 @@ def test_a_config_file_with_a_syntax_error_gives_one_line(tmp_path):
     assert str(error.value).startswith(f"{broken}:2: syntax error") and "\n" not in str(error.value)
 
 
-def test_a_step_that_does_not_fit_in_memory_is_refused_with_the_estimate(tmp_path, monkeypatch):
+def test_a_step_that_does_not_fit_in_memory_is_refused_with_the_estimate(tiny_config, tmp_path, monkeypatch):
     seen = {}
     real = memory.step_bytes
 
@@ -244,7 +243,7 @@ def test_a_step_that_does_not_fit_in_memory_is_refused_with_the_estimate(tmp_pat
     monkeypatch.setattr(memory, "step_bytes", spy)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1 << 20)  # 1 MiB free
     with pytest.raises(ValueError, match=r"the supervised training step at crop 32, batch 8 needs about [0-9.]+ GiB"):
-        train(tiny(*REGRESSION, "train.eval_images=0"), tmp_path)
+        train(tiny_config(*REGRESSION, "train.eval_images=0"), tmp_path)
     need, parts = seen["estimate"]
     # A 1/16-width ECCV16 on 8 x 32 x 32 crops: activations and gradients of some MB, not GB.
     assert 1 << 20 < need < 1 << 30 and parts["temp"] > 0

@@ -1,5 +1,5 @@
 """The SIGGRAPH17 user-guided backbone and its converter, against PyTorch's outputs with and without
-hints (tests/fixtures/siggraph17_w16*, made by experiments/make_convert_fixture.py)."""
+hints (tests/fixtures/siggraph17_w16*, made by tests/fixtures/make_convert_fixture.py)."""
 
 import os
 

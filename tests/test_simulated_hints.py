@@ -1,7 +1,6 @@
 """Simulated training hints (Zhang, Zhu et al. 2017) and a user-guided training run."""
 
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +74,6 @@ def test_simulated_hints_cover_the_counts_and_differ_per_batch():
 
 @pytest.mark.slow
 def test_user_guided_config_trains_with_hints_and_the_auxiliary_loss(tmp_path):
-    sys.path.insert(0, EXPERIMENTS)
     from colorjax.training.commands import load_config_file
     from colorjax.training.loop import train
     from colorjax.training.setup import hint_options
@@ -97,8 +95,7 @@ def test_user_guided_config_trains_with_hints_and_the_auxiliary_loss(tmp_path):
 
 
 def test_picture_hints_spread_over_the_photo():
-    sys.path.insert(0, EXPERIMENTS)
-    from hints_picture import load_photo, photo_hints
+    from experiments.hints_picture import load_photo, photo_hints
 
     from colorjax.color import rgb_uint8_to_lab
 
@@ -132,7 +129,6 @@ def test_user_guided_loss_lets_the_regression_train_conv1():
     import optax
     from flax import nnx
 
-    sys.path.insert(0, EXPERIMENTS)
     from colorjax.models import build_model
     from colorjax.models.siggraph17 import siggraph17_bins
     from colorjax.training import losses

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from colorjax.evaluation import paper_numbers, tables
-from colorjax.evaluation.evaluate import image_grid
+from colorjax.grids import image_grid
 from colorjax.evaluation.report import format_value, read_record, report_paths, write_report
 
 

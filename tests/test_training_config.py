@@ -45,7 +45,7 @@ def test_bad_configs_are_refused_before_building():
     config.method = "diffusion"
     _refused(config, "method = 'diffusion'")
     config = config_lib.get_config()
-    config.method = "regression"  # with the default classification head
+    config.method, config.model.head = "regression", "classification"  # the method implies another head
     _refused(config, "needs model.head = 'regression'")
     _refused(config_lib.get_config(), r"data.batch_size = 16 must be a positive multiple of the device count \(3\)", 3)
     config = config_lib.get_config()
@@ -151,3 +151,40 @@ def test_train_refuses_a_misfit_before_making_the_workdir(tmp_path):
     with pytest.raises(ValueError, match="batch_size = 6"):
         train(config, tmp_path / "w", resume=False) if jax.device_count() > 1 else config_lib.validate(config, 4)
     assert not (tmp_path / "w").exists()
+
+
+def test_method_implies_the_head_and_a_repeated_head_must_agree():
+    from colorjax.training import setup
+
+    for method, head in config_lib.HEAD_OF_METHOD.items():
+        config = config_lib.get_config()
+        config.method = method
+        config_lib.validate(config, 1)  # no head given: the method's
+        assert config.model.head is None and config_lib.model_head(config) == head
+        assert setup.model_config_of(config, np.zeros((313, 2), np.float32))["head"] == head
+    config = config_lib.apply_overrides(config_lib.get_config(), ["method=regression", "model.head=regression"])
+    config_lib.validate(config, 1)  # the old field, given consistently, is accepted
+    config.model.head = "classification"
+    _refused(config, "the method implies the head")
+
+
+def test_overrides_lock_the_config_and_none_clears_a_field():
+    config = config_lib.apply_overrides(config_lib.get_config(), ["data.resize_size=96", "data.resize_size=none"])
+    assert config.data.resize_size is None and config.is_locked
+    with pytest.raises(AttributeError):
+        config.data.crop_sise = 32  # a locked ConfigDict refuses a misspelt new field
+    config.model.options.regression_output = "linear"  # backbone keywords stay open (build_model checks them)
+
+
+def test_experiment_configs_load_as_the_experiments_package_without_path_changes():
+    import sys
+
+    import experiments.scales
+
+    before = list(sys.path)
+    config = load_config_file(str(Path(__file__).parents[1] / "experiments" / "imagenet_samples_classification.py"))
+    assert sys.path == before
+    assert config.data.spec == experiments.scales.SAMPLES  # SAMPLES is defined once, absolute
+    assert Path(config.data.spec).is_absolute()
+    for path in (Path(__file__).parents[1] / "experiments").glob("*.py"):
+        assert "sys.path.insert" not in path.read_text(), path

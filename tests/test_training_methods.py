@@ -13,17 +13,8 @@ from colorjax.bins import zhang_bins
 from colorjax.checkpointing import load_model
 from colorjax.data import make_loader
 from colorjax.training import NonFiniteLossError, train
-from colorjax.training.commands import load_config_file
 
 STRIDE = 4  # ECCV16's output stride
-
-
-def tiny(**overrides):
-    config = load_config_file("experiments/tiny_classification.py")
-    for path, value in overrides.items():
-        group, _, name = path.rpartition(".")
-        (config[group] if group else config)[name] = value
-    return config
 
 
 def _first_batches(config, n):
@@ -50,8 +41,9 @@ def _soft_encode(ab, centres, k=5, sigma=5.0):
     return target, np.argmin(d2, axis=-1)
 
 
-def test_classification_first_loss_and_prior_match_numpy(tmp_path):
-    config = tiny(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1,
+@pytest.mark.slow
+def test_classification_first_loss_and_prior_match_numpy(tiny_config, tmp_path):
+    config = tiny_config(**{"optim.learning_rate": 0.0, "train.num_steps": 1, "train.checkpoint_every": 1,
                      "train.tensorboard": True})
     summary = train(config, tmp_path)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
@@ -99,11 +91,12 @@ def test_classification_first_loss_and_prior_match_numpy(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 1000  # loss and AuC against the step, drawn by the run
 
 
-def test_regression_loss_from_checkpoint_and_best_retention(tmp_path):
+@pytest.mark.slow
+def test_regression_loss_from_checkpoint_and_best_retention(tiny_config, tmp_path):
     """The loss of step 4 recomputed from checkpoint 3 (always kept); orbax keeps the last two and
     the best. Ranked by the *highest* validation loss, the best is usually an early step, outside
     the last two, so the retention of a best checkpoint is exercised."""
-    config = tiny(**{"method": "regression", "model.head": "regression", "train.num_steps": 4,
+    config = tiny_config(**{"method": "regression", "model.head": "regression", "train.num_steps": 4,
                      "train.checkpoint_every": 1, "train.keep_checkpoints": 2, "train.best_mode": "max"})
     summary = train(config, tmp_path)
     val_loss = {v["step"]: v["val_loss"] for v in summary["validation"]}
@@ -122,13 +115,14 @@ def test_regression_loss_from_checkpoint_and_best_retention(tmp_path):
     assert summary["train"][3]["loss"] == pytest.approx(l1[_colourful(ab)].mean(), rel=1e-3)
 
 
-def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tmp_path):
+@pytest.mark.slow
+def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tiny_config, tmp_path):
     from flax import nnx
 
     from colorjax.models import VGG16Features
-    from colorjax.models.vgg16 import save_vgg16
+    from colorjax.checkpointing import save_vgg16
 
-    config = tiny(**{"method": "regression", "model.head": "regression", "optim.learning_rate": 0.0,
+    config = tiny_config(**{"method": "regression", "model.head": "regression", "optim.learning_rate": 0.0,
                      "loss.perceptual_weight": 1.0, "loss.vgg_checkpoint": str(tmp_path / "vgg"),
                      "loss.vgg_layers": ("relu1_2",), "train.num_steps": 1, "train.checkpoint_every": 1,
                      "train.eval_images": 0})
@@ -144,8 +138,9 @@ def test_perceptual_loss_needs_converted_vgg16_and_adds_to_l1(tmp_path):
     assert summary["train"][0]["loss"] > l1 * (1 + 1e-3)  # the per-pixel feature distance adds to L1
 
 
-def test_pix2pix_trains_with_alternating_updates(tmp_path):
-    config = tiny(**{"method": "pix2pix", "model.backbone": "pix2pix", "model.head": "regression",
+@pytest.mark.slow
+def test_pix2pix_trains_with_alternating_updates(tiny_config, tmp_path):
+    config = tiny_config(**{"method": "pix2pix", "model.backbone": "pix2pix", "model.head": "regression",
                      "model.options.num_downs": 3, "model.options.num_dropout": 1, "discriminator.width": 1 / 16,
                      "optim.schedule": "linear_decay", "train.num_steps": 2, "train.checkpoint_every": 2,
                      "train.eval_images": 0})
@@ -158,8 +153,9 @@ def test_pix2pix_trains_with_alternating_updates(tmp_path):
     assert summary["steps"] == 2 and all(np.isfinite(r["loss"]) for r in summary["train"])
 
 
-def test_nogan_runs_its_phases(tmp_path):
-    config = tiny(**{"method": "nogan", "model.head": "regression", "discriminator.width": 1 / 16,
+@pytest.mark.slow
+def test_nogan_runs_its_phases(tiny_config, tmp_path):
+    config = tiny_config(**{"method": "nogan", "model.head": "regression", "discriminator.width": 1 / 16,
                      "nogan.generator_steps": 2, "nogan.critic_steps": 1, "nogan.gan_steps": 1, "nogan.cycles": 1,
                      "train.num_steps": 0, "train.checkpoint_every": 4, "train.eval_images": 0})
     summary = train(config, tmp_path)
@@ -168,8 +164,9 @@ def test_nogan_runs_its_phases(tmp_path):
     assert critic["loss"] == critic["d_loss"] == pytest.approx(np.log(2), abs=0.05)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = tiny(**{"method": "regression", "model.head": "regression", "model.options.regression_output": "linear",
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
+    config = tiny_config(**{"method": "regression", "model.head": "regression", "model.options.regression_output": "linear",
                      "optim.learning_rate": 1e30, "train.num_steps": 6, "train.checkpoint_every": 1,
                      "train.eval_images": 0})
     with pytest.raises(NonFiniteLossError, match="non-finite") as error:
@@ -185,7 +182,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
             else "No checkpoint was saved") in str(error.value)
 
 
-def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_image_size(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_image_size(tiny_config, tmp_path, monkeypatch):
     """data.resize_size: random crop_size crops of images scaled to resize_size (the objects keep
     their scale); validation sees the whole resize_size images and the checkpoint says to run there."""
     import colorjax.training.loop as loop
@@ -198,7 +196,7 @@ def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_im
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "make_loader", spy)
-    config = tiny(**{"data.resize_size": 48, "data.crop_size": 32, "train.num_steps": 2, "train.eval_every": 2,
+    config = tiny_config(**{"data.resize_size": 48, "data.crop_size": 32, "train.num_steps": 2, "train.eval_every": 2,
                      "train.checkpoint_every": 2})
     summary = train(config, tmp_path)
     assert (True, 32, 48) in seen and (False, 48, 48) in seen  # training crops, whole validation images
@@ -206,5 +204,5 @@ def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_im
     _, model_config, _ = load_model(tmp_path)
     assert model_config["inference"]["size"] == 48
     with pytest.raises(ValueError, match="resize_size = 24 must be >= data.crop_size"):
-        train(tiny(**{"data.resize_size": 24}), tmp_path / "refused")
+        train(tiny_config(**{"data.resize_size": 24}), tmp_path / "refused")
     assert not (tmp_path / "refused").exists()

@@ -22,6 +22,8 @@ from colorjax.checkpointing import load_model
 from colorjax.training import train
 from colorjax.training.commands import load_config_file
 
+pytestmark = pytest.mark.slow  # training processes killed and resumed: minutes on 2 CPU cores
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "experiments" / "tiny_classification.py")
 # Adam's first updates are close to lr * sign(gradient): a gradient element near zero whose sign
@@ -162,7 +164,6 @@ STOCHASTIC = [*OVERRIDES, "model.activation=rrelu", "train.num_steps=4", "train.
 
 @pytest.mark.slow
 def test_sigkill_then_resume_is_exact_with_a_stochastic_backbone(tmp_path):
-    from flax import nnx
 
     from colorjax.training import apply_overrides
 

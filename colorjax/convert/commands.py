@@ -1,7 +1,7 @@
 """``colorjax convert eccv16|siggraph17|vgg16 FILE.pth --out DIR``: PyTorch weights to an orbax checkpoint.
 
 The ECCV16 and SIGGRAPH17 checkpoints load with :func:`colorjax.checkpointing.load_model` (and so with
-``colorjax colorize``); the VGG16 one with :func:`colorjax.models.vgg16.load_vgg16`.
+``colorjax colorize``); the VGG16 one with :func:`colorjax.checkpointing.load_vgg16`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _convert(args: argparse.Namespace, state: dict) -> str:
         save_model(args.out, model, config)
     else:
         from colorjax.convert.vgg16 import convert_vgg16
-        from colorjax.models.vgg16 import save_vgg16
+        from colorjax.checkpointing import save_vgg16
 
         model, width = convert_vgg16(state, args.file, layers=args.layers)
         save_vgg16(args.out, model, width)

@@ -1,6 +1,6 @@
 """The official ECCV16 release (``colorization_release_v2``, PyTorch port) as a colorjax model.
 
-Keys (REFERENCE section 2): ``model1.0`` and ``model1.2`` convs with ``model1.4`` BatchNorm, likewise
+Keys (Zhang et al. 2016's PyTorch release; docs/reference.md section 2): ``model1.0`` and ``model1.2`` convs with ``model1.4`` BatchNorm, likewise
 block 2; blocks 3-7 convs at 0, 2, 4 and BatchNorm at 6; ``model8.0`` the 4 x 4 transposed conv
 (weight [512, 256, 4, 4]), ``model8.2``, ``model8.4`` and the 313-logit ``model8.6``;
 ``model_out.weight`` [2, 313, 1, 1]. The width is read from ``model1.0`` (64 channels = 1.0), so

@@ -18,8 +18,9 @@ from colorjax.data.images import BadImageError, decode_image
 
 from colorjax.bins import GRAY_THRESHOLD
 
-# Zhang et al. 2016, released training code: the non-gray test looks at ab subsampled with stride
-# 4, the network's output resolution (REFERENCE section 2); bins.is_colourful is the same rule.
+# Zhang et al. 2016, released training code: the non-gray test looks at ab subsampled with stride 4,
+# the network's output resolution (Zhang et al. 2016; docs/reference.md section 2);
+# bins.is_colourful is the same rule.
 CHROMA_STRIDE = 4
 
 OK, GRAY, BAD = 0, 1, 2

@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax import color
+from colorjax.grids import image_grid  # noqa: F401 - the reports' grids, importable from here as before
 from colorjax.inference.colorize import predict_ab_covering
 from colorjax.models.layers import for_inference
 
@@ -102,16 +103,3 @@ def _grid_rows(lab, pred_rgb, true_uint8, n: int) -> list[list[np.ndarray]]:
     to_uint8 = lambda x: np.asarray(jnp.round(x * 255.0)).astype(np.uint8)  # noqa: E731
     return [list(r) for r in zip(to_uint8(gray), to_uint8(pred_rgb[:n]), true_uint8[:n])]
 
-
-def image_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Tile rows of equal-size uint8 RGB images into one image, ``pad`` pixels apart."""
-    if not rows:
-        raise ValueError("image_grid: no images")
-    h, w = rows[0][0].shape[:2]
-    n_cols = max(len(r) for r in rows)
-    grid = np.full((len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad, 3), fill, np.uint8)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y : y + h, x : x + w] = image
-    return grid

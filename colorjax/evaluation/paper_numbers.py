@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 # Zhang, Isola, Efros, "Colorful Image Colorization", ECCV 2016 (arXiv 1603.08511), Table 1:
-# ImageNet validation, 10k images; AuC of the per-pixel ab-error CDF for thresholds 0..150,
-# raw and rebalanced (REFERENCE section 2). The full method's 89.5 / 67.3 is stated in REFERENCE;
-# the other rows are recalled values that REFERENCE marks "not verified" (random: recalled here,
-# equally unverified). PSNR and colourfulness are not in Zhang's table: for the full method they come
-# from DDColor's Table 1 (Kang et al. 2023, ImageNet val first 5000 images; REFERENCE section 7).
+# ImageNet validation, 10k images; AuC of the per-pixel ab-error CDF for thresholds 0..150, raw and
+# rebalanced (docs/reference.md section 2). The full method's 89.5 / 67.3 is the paper's; the other
+# rows are recalled values, not verified against the paper (random: recalled here, equally
+# unverified). PSNR and colourfulness are not in Zhang's table: for the full method they come from
+# DDColor's Table 1 (Kang et al. 2023, ImageNet val first 5000 images; docs/reference.md section 7).
 ZHANG_TABLE1 = {
     "gray": {"auc_raw": 89.1, "auc_rebalanced": 58.0, "psnr": None, "colourfulness": None},
     "random": {"auc_raw": 84.2, "auc_rebalanced": 57.3, "psnr": None, "colourfulness": None},
@@ -22,25 +22,26 @@ ZHANG_TABLE1 = {
     "classification_rebalanced": {"auc_raw": 89.5, "auc_rebalanced": 67.3, "psnr": 22.64, "colourfulness": 31.60},
 }
 ZHANG_TABLE1_SOURCE = (
-    "Zhang et al. 2016, Table 1 (ImageNet val, 10k images; AuC full method as in REFERENCE, other rows "
+    "Zhang et al. 2016, Table 1 (ImageNet val, 10k images; AuC of the full method as published, other rows "
     "recalled, not verified); PSNR and colourfulness of the full method from DDColor Table 1 (ImageNet "
     "val, first 5000 images, a different protocol)"
 )
 
-# Seed 000 (Pappalardo and Caterini, "Image colorization"), section 5: their own ImageNet subset,
-# 1500 test images at 256 x 256; custom accuracy with eps_inf 0.14, eps_2 0.17 (REFERENCE section 4).
-# The PSNR column is printed as "--150.4" / "--153.5": inconsistent with the RMSE column.
+# The perceptual-loss U-Net / Pix2Pix / NoGAN comparison (Pappalardo and Caterini, "Image
+# colorization"), section 5: their own ImageNet subset, 1500 test images at 256 x 256; custom
+# accuracy with eps_inf 0.14, eps_2 0.17 (docs/reference.md section 4). The PSNR column is printed
+# as "--150.4" / "--153.5": inconsistent with the RMSE column.
 SEED000_TABLE = {
     "unet": {"custom_accuracy": 0.265, "rmse": 0.206, "psnr_printed": -150.4},
     "pix2pix": {"custom_accuracy": 0.380, "rmse": 0.216, "psnr_printed": -153.5},
-    "nogan": {"custom_accuracy": None, "rmse": None, "psnr_printed": None},  # failed in the seed, no numbers
+    "nogan": {"custom_accuracy": None, "rmse": None, "psnr_printed": None},  # failed in the study, no numbers
 }
-SEED000_SOURCE = "seed 000_ad23710586932236 (Pappalardo and Caterini), section 5 table"
+SEED000_SOURCE = "Pappalardo and Caterini, \"Image colorization\" (the U-Net / Pix2Pix / NoGAN comparison), section 5 table"
 
-# Seed 004 (RReLU review): the activation study ran on MNIST, not on colorization, and reports plots
-# only, no numbers.
+# The patch-network RReLU study (docs/reference.md section 5): the activation comparison ran on
+# MNIST, not on colorization, and reports plots only, no numbers.
 SEED004_FINDING = (
-    "seed 004 (on MNIST classification, plots only): ReLU performs best with batch normalization and "
+    "the patch-network RReLU study (on MNIST classification, plots only): ReLU performs best with batch normalization and "
     "almost best without; RReLU is among the worst"
 )
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "rrelu")

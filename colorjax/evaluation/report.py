@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorjax.evaluation.evaluate import image_grid
+from colorjax.grids import image_grid
 
 
 def report_paths(out: str | Path) -> dict[str, Path]:

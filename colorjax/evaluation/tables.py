@@ -59,7 +59,7 @@ ZHANG = Table(
 )
 
 SEED000 = Table(
-    title="Seed 000: U-Net vs Pix2Pix (and NoGAN)",
+    title="Pappalardo and Caterini: U-Net vs Pix2Pix (and NoGAN)",
     rows=(("unet", "U-Net (L1; + perceptual at full scale)"), ("pix2pix", "Pix2Pix"), ("nogan", "NoGAN")),
     columns=(
         Column("custom_accuracy", "custom accuracy", "custom_accuracy"),
@@ -70,9 +70,9 @@ SEED000 = Table(
            for k, v in paper.SEED000_TABLE.items()},
     source=paper.SEED000_SOURCE,
     notes=(
-        "The seed prints PSNR -150.4 (U-Net) and -153.5 (Pix2Pix), impossible for an RMSE of 0.206 / "
+        "The study prints PSNR -150.4 (U-Net) and -153.5 (Pix2Pix), impossible for an RMSE of 0.206 / "
         "0.216 on [0, 1]; the paper column shows the PSNR that RMSE implies, 20 log10(1 / RMSE).",
-        "The seed's NoGAN run failed (undertrained discriminator) and has no numbers.",
+        "The study's NoGAN run failed (undertrained discriminator) and has no numbers.",
     ),
 )
 
@@ -81,7 +81,7 @@ ACTIVATION_ROWS = tuple(
     for bn in (True, False) for act in paper.ACTIVATIONS
 )
 ACTIVATIONS = Table(
-    title="Seed 004: activation study on the patch net (Q-bin classifier)",
+    title="The RReLU study: activations on the patch net (Q-bin classifier)",
     rows=ACTIVATION_ROWS,
     columns=(
         Column("auc_raw", "AuC raw %"),

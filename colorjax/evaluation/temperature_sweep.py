@@ -43,7 +43,7 @@ def sweep_rows(model, rgb_uint8: np.ndarray, temperatures=SWEEP_TEMPERATURES, pr
 
 def labelled_grid(rows, labels, pad: int = 2) -> np.ndarray:
     """The image grid with a caption strip naming each column."""
-    from colorjax.evaluation.evaluate import image_grid
+    from colorjax.grids import image_grid
 
     grid = image_grid(rows, pad=pad)
     canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + LABEL_HEIGHT), "white")

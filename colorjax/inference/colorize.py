@@ -1,6 +1,6 @@
 """Colorize images of any size: infer ab at the model's size, keep the full-resolution L.
 
-The path of one image (Zhang et al. 2016, REFERENCE section 2, "inference at any size"):
+The path of one image (Zhang et al. 2016, "inference at any size"; docs/reference.md section 2):
 full-resolution RGB -> L (colour inputs are thereby desaturated: only L is used) -> L resized to
 ``size`` x ``size`` -> model -> ab at the output resolution -> ab resized back to the full
 resolution -> joined with the full-resolution L -> sRGB.
@@ -46,7 +46,7 @@ JPEG_QUALITY = 95
 # writes files 2 % larger than Pillow's default level 6 in a quarter of the time (25 vs 90 CPU ms:
 # at the default, encoding alone cost ten times the forward of a small model).
 PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
-# Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (REFERENCE section 2).
+# Zhang et al. 2016 decode with T = 0.38 and run the net at 256 x 256 (docs/reference.md section 2).
 DEFAULT_TEMPERATURE = ANNEALED_MEAN_TEMPERATURE
 DEFAULT_SIZE = INFERENCE_SIZE
 # Bisection steps of the chroma reduction: 2^-10 of the predicted chroma is well below 8-bit rounding.

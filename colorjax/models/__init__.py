@@ -3,8 +3,9 @@
 ``build_model(backbone, head, ...)`` is the one place a model is made from its config; the same
 JSON-serialisable kwargs (``rngs`` aside; centres as a nested list) rebuild it from a checkpoint.
 
-Backbones: ``eccv16`` (Zhang et al. 2016), ``siggraph17`` (Zhang, Zhu et al. 2017, user-guided), ``unet`` (seed 000), ``pix2pix`` (the pix2pix U-Net
-generator), ``patchnet`` (seed 004). Heads: ``regression``, ``classification``. Also the pix2pix
+Backbones: ``eccv16`` (Zhang et al. 2016), ``siggraph17`` (Zhang, Zhu et al. 2017, user-guided),
+``unet`` (Pappalardo and Caterini's U-Net), ``pix2pix`` (the pix2pix U-Net generator), ``patchnet``
+(the RReLU study's patch net). Heads: ``regression``, ``classification``. Also the pix2pix
 :class:`PatchDiscriminator` and :class:`VGG16Features` for perceptual losses.
 """
 

@@ -1,7 +1,7 @@
 """The activation functions every backbone can use: relu, leaky_relu, prelu, elu and rrelu.
 
 RReLU follows Xu et al. 2015 ("Empirical Evaluation of Rectified Activations in Convolutional
-Network") as seed 004 describes it: the negative part is ``x / a`` with ``a ~ U(3, 8)`` drawn per
+Network") as the patch-network RReLU study describes it: the negative part is ``x / a`` with ``a ~ U(3, 8)`` drawn per
 element in training and the fixed mean ``a = 5.5`` in evaluation. Its randomness comes from the
 ``'rrelu'`` stream of the ``nnx.Rngs`` it is built with (the ``'default'`` stream when there is
 none), like ``nnx.Dropout`` does with ``'dropout'``; ``Module.train()`` / ``eval()`` switch it.
@@ -18,7 +18,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "rrelu")
 LEAKY_RELU_SLOPE = 0.2  # pix2pix (Isola et al. 2017) and its PatchGAN
 PRELU_INIT = 0.25  # He et al. 2015, initial negative slope of PReLU
 ELU_ALPHA = 1.0  # Clevert et al. 2016
-# Xu et al. 2015: a ~ U(3, 8) in training, (3 + 8) / 2 = 5.5 at test (REFERENCE section 5).
+# Xu et al. 2015: a ~ U(3, 8) in training, (3 + 8) / 2 = 5.5 at test (docs/reference.md section 5).
 RRELU_LOWER, RRELU_UPPER = 3.0, 8.0
 
 

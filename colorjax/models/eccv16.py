@@ -1,4 +1,4 @@
-"""Zhang, Isola and Efros's ECCV16 colorization network (REFERENCE section 2), in NHWC.
+"""Zhang, Isola and Efros's ECCV16 colorization network (ECCV 2016; docs/reference.md section 2), in NHWC.
 
 Blocks 1-7 are 3 x 3 convolutions with bias, each followed by the activation, and a BatchNorm after
 the last convolution of the block; block 8 upsamples x2 with a 4 x 4 transposed convolution and ends
@@ -18,7 +18,7 @@ from flax import nnx
 from colorjax.models.activations import Activation
 from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
 
-L_CENTRE, L_RANGE = 50.0, 100.0  # Zhang feeds (L - 50) / 100 (REFERENCE section 1)
+L_CENTRE, L_RANGE = 50.0, 100.0  # Zhang feeds (L - 50) / 100 (docs/reference.md section 1)
 
 # (output channels of each 3 x 3 conv, stride of the last conv, dilation) for blocks 1-7.
 BLOCKS = (

@@ -8,10 +8,11 @@ then interprets that layer's output:
 - classification: x are logits over the Q bin centres, which the head carries as a
   :class:`BinCentres` variable (saved in checkpoints, never trained) and decodes by annealed mean.
 
-The 2.606 question (REFERENCE section 2): Caffe's deploy net multiplies the conv8_313 logits by
-2.606 = 1 / 0.38 before the softmax; the PyTorch port has no such factor. Our logits are always the
-raw output of the last conv (model8.6 for ECCV16), and :meth:`ClassificationHead.decode` applies
-the temperature explicitly, T = 0.38 by default, which reproduces Caffe's softmax(2.606 x logits).
+The 2.606 question (Zhang et al. 2016; docs/reference.md section 2): Caffe's deploy net multiplies
+the conv8_313 logits by 2.606 = 1 / 0.38 before the softmax; the PyTorch port has no such factor.
+Our logits are always the raw output of the last conv (model8.6 for ECCV16), and
+:meth:`ClassificationHead.decode` applies the temperature explicitly, T = 0.38 by default, which
+reproduces Caffe's softmax(2.606 x logits).
 The release's ``model_out`` (softmax at T = 1, then a 1 x 1 conv 313 -> 2 without bias, x 110) can
 be kept as a fixed :class:`ReleaseProjection` and used through :meth:`release_ab`, for comparison.
 """

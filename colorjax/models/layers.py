@@ -35,7 +35,7 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 HE_NORMAL = nnx.initializers.he_normal()
-# pix2pix (Isola et al. 2017) and seed 000: weights drawn from N(0, 0.02).
+# pix2pix (Isola et al. 2017) and Pappalardo and Caterini's comparison: weights drawn from N(0, 0.02).
 PIX2PIX_INIT = nnx.initializers.normal(0.02)
 
 

@@ -4,7 +4,7 @@
 resolution: ab in Lab units (regression) or logits [B, h, w, Q] (classification). A backbone that
 takes hints (``takes_hints``, the user-guided SIGGRAPH17) also takes ``hints`` [B, H, W, 3]: the
 hinted ab in Lab units and a 0 / 1 mask (:mod:`colorjax.hints` makes them from points).
-:func:`colorize_lab` is Zhang's any-size inference (REFERENCE section 2): run the net on L resized
+:func:`colorize_lab` is Zhang's any-size inference (docs/reference.md section 2): run the net on L resized
 to ``size`` x ``size``, upsample the ab map bilinearly to the original size and join it with the
 original-resolution L.
 """

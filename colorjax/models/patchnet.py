@@ -1,10 +1,10 @@
-"""The small classifier of seed 004: eight valid (unpadded) 3 x 3 convolutions.
+"""The small classifier of the patch-network RReLU study (docs/reference.md section 5): eight valid (unpadded) 3 x 3 convolutions.
 
 A 32 x 32 L window becomes a 16 x 16 map (each conv trims one pixel per side, 8 in all); the
 filters grow in steps of Q / 8 (Q / 8, 2Q / 8, ..., Q), the last conv giving the head's Q logits.
 A regression head has no Q, so its hidden filters follow Zhang's Q = 313 schedule
 (``schedule_q``), which keeps the two heads at the same size for comparison. BatchNorm (optional,
-seed 004 compares both) follows every conv but the last. Input (L - 50) / 100 as in ECCV16.
+the study compares both) follows every conv but the last. Input (L - 50) / 100 as in ECCV16.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from flax import nnx
 from colorjax.models.activations import Activation
 from colorjax.models.layers import batch_norm, block_output, conv, scaled
 
-NUM_CONVS = 8  # seed 004
+NUM_CONVS = 8  # the RReLU study's patch net
 REGRESSION_SCHEDULE_Q = 313  # Zhang et al. 2016's Q, used when the head has no bins
 L_CENTRE, L_RANGE = 50.0, 100.0
 
 
 class PatchNet(nnx.Module):
-    """Seed 004's net: L in [0, 100] of size S -> ``out_channels`` maps of size S - 16."""
+    """The RReLU study's net: L in [0, 100] of size S -> ``out_channels`` maps of size S - 16."""
 
     output_stride = 1
     border = NUM_CONVS  # valid convs: 8 pixels lost on each side

@@ -1,6 +1,6 @@
 """pix2pix (Isola et al. 2017) for colorization: the U-Net generator and the PatchGAN discriminator.
 
-Generator ``unet_256`` (REFERENCE section 3): ``num_downs`` 4 x 4 stride-2 convolutions down
+Generator ``unet_256`` (Isola et al. 2017; docs/reference.md section 3): ``num_downs`` 4 x 4 stride-2 convolutions down
 (64, 128, 256, 512, 512 ...), mirrored 4 x 4 stride-2 transposed convolutions up, each level's
 input concatenated with its up path; BatchNorm on every level but the outermost (and the innermost
 down), LeakyReLU 0.2 before each down conv and ReLU before each up conv. Dropout 0.5 follows the up

@@ -1,4 +1,4 @@
-"""The U-Net of seed 000 (Ronneberger et al. 2015 with the seed's changes), in NHWC.
+"""The U-Net of Pappalardo and Caterini's comparison (Ronneberger et al. 2015 with their changes), in NHWC.
 
 Each encoder level is two padded 3 x 3 convolutions with the activation (LeakyReLU by default, the
 seed's choice against dying ReLUs); the seed puts a BatchNorm right before every down- and

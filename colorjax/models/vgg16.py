@@ -70,34 +70,5 @@ class VGG16Features(nnx.Module):
 
 
 def vgg16_config(model: VGG16Features, width: float) -> dict:
-    """The JSON config that :func:`load_vgg16` rebuilds ``model`` from."""
+    """The JSON config that :func:`colorjax.checkpointing.load_vgg16` rebuilds ``model`` from."""
     return {"network": "vgg16_features", "layers": list(model.layers), "width": width}
-
-
-def save_vgg16(directory, model: VGG16Features, width: float = 1.0) -> None:
-    """Write ``model`` as an orbax checkpoint in colorjax's layout (items ``model`` and ``config``)."""
-    from colorjax.checkpointing import save_model
-
-    save_model(directory, model, vgg16_config(model, width))
-
-
-def load_vgg16(directory) -> VGG16Features:
-    """The VGG16 feature extractor saved by :func:`save_vgg16` (e.g. by ``colorjax convert vgg16``)."""
-    import orbax.checkpoint as ocp
-    from etils import epath
-
-    from colorjax.checkpointing import CONFIG, MODEL, checkpoint_manager, resolve_step, restore_into
-
-    directory = epath.Path(directory).absolute()
-    if not directory.exists():
-        raise FileNotFoundError(f"{directory}: VGG16 checkpoint directory does not exist")
-    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with checkpoint_manager(directory, read_only=True) as manager:
-        step = resolve_step(manager, directory, None)
-        config = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
-        if config.get("network") != "vgg16_features":
-            raise ValueError(f"{directory}: not a VGG16 feature checkpoint (config {config})")
-        abstract = nnx.eval_shape(lambda: VGG16Features(config["layers"], width=config["width"], rngs=nnx.Rngs(0)))
-        graphdef, abstract_state = nnx.split(abstract)
-        state = restore_into(manager, step, MODEL, abstract_state, sharding)
-    return nnx.merge(graphdef, state)

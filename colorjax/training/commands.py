@@ -1,8 +1,9 @@
 """``colorjax train --config experiments/NAME.py --workdir DIR [--resume] [--config.FIELD=VALUE ...]``.
 
 The config file is Python with ``get_config()`` returning an ml_collections ConfigDict built from
-:func:`colorjax.training.config.get_config`. ``--config.a.b=value`` overrides are type-checked
-against that ConfigDict and unknown fields are refused, before anything is built.
+:func:`colorjax.training.config.get_config`. ``--config.a.b=value`` overrides are parsed by
+ml_collections' ``config_flags`` against that (locked) ConfigDict and unknown fields are refused,
+before anything is built.
 """
 
 from __future__ import annotations
@@ -28,10 +29,8 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
     file = Path(name + ".py" if separator else name)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: config file not found")
-    spec = importlib.util.spec_from_file_location(f"colorjax_experiment_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        module = load_config_module(file)
     except SyntaxError as error:
         raise ValueError(f"{file}:{error.lineno}: syntax error in the config file: {error.msg}") from None
     except Exception as error:  # noqa: BLE001 - any failure of the user's file is reported as its own
@@ -45,6 +44,27 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError(f"{file}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
     return config
+
+
+def load_config_module(file: Path):
+    """Execute the Python file ``file`` as a module. A file inside a package folder (one with an
+    ``__init__.py``, like ``experiments/``) becomes that package's module, so that it can import its
+    siblings package-relatively (``from .scales import apply_scale``) without touching sys.path."""
+    folder = file.resolve().parent
+    name = f"colorjax_experiment_{file.stem}"
+    if (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        package = sys.modules.get(folder.name)
+        if package is None or folder.as_posix() not in [Path(p).resolve().as_posix() for p in getattr(package, "__path__", [])]:
+            spec = importlib.util.spec_from_file_location(folder.name, folder / "__init__.py",
+                                                          submodule_search_locations=[str(folder)])
+            package = importlib.util.module_from_spec(spec)
+            sys.modules[folder.name] = package
+            spec.loader.exec_module(package)
+        name = f"{folder.name}.{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,18 +1,20 @@
 """The one default training config: every field defined once, with its meaning and source.
 
 Experiment files under ``experiments/`` import :func:`get_config`, override a few fields and return
-it. ``apply_overrides`` parses ``--config.a.b=value`` strings against the ConfigDict's field types and
-refuses unknown fields; ``validate`` refuses bad combinations before anything is built or compiled.
+it. :func:`apply_overrides` locks the ConfigDict and hands each ``--config.a.b=value`` string to
+ml_collections' ``config_flags``, which parses the value as the field's type; unknown fields are
+refused. ``method`` implies the model's head (:func:`model_head`). :func:`validate` refuses bad
+combinations before anything is built or compiled.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 
 import ml_collections
-from ml_collections import config_dict
+from absl import flags
+from ml_collections import config_dict, config_flags
 
 from colorjax.bins import SOFT_ENCODE_K, SOFT_ENCODE_SIGMA
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
@@ -21,6 +23,9 @@ from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
 from colorjax.training.simulated_hints import GEOMETRIC_P, MAX_POINTS, PATCH_MAX, PATCH_MIN, PLACEMENTS
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
+# The head each method trains: Q-bin logits for Zhang et al.'s classification, ab for the others.
+HEAD_OF_METHOD = {"regression": "regression", "classification": "classification", "pix2pix": "regression",
+                  "nogan": "regression"}
 # pix2pix (Isola et al. 2017): G loss = GAN + 100 * L1 on ab / 110; Adam 2e-4, betas (0.5, 0.999).
 LAMBDA_L1 = 100.0
 PIX2PIX_LEARNING_RATE = 2e-4
@@ -42,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     # shorter side scaled to this before the random training crop; validation and inference run at
     # it (centre squares). None: crop_size (whole images, rescaled). Zhang: 256 for 176 px crops.
     c.data.resize_size = config_dict.placeholder(int)
-    c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, seed 000: 16)
+    c.data.batch_size = 16  # global batch, split over all devices (Zhang: 40, pix2pix: 1, Pappalardo and Caterini: 16)
     c.data.eval_batch_size = 16  # global batch for validation
     c.data.worker_count = 0  # grain worker processes per host (0: in the main process)
     c.data.cache_mb = 1024.0  # decoded training images kept per process, MB (0: decode every epoch)
@@ -50,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "eccv16"  # eccv16 | siggraph17 | unet | pix2pix | patchnet (colorjax.models.build_model)
-    c.model.head = "classification"  # regression | classification
+    c.model.head = config_dict.placeholder(str)  # None: the method's head (HEAD_OF_METHOD); if set, must agree
     c.model.width = 1.0  # channel multiplier (1.0: the paper's widths)
     c.model.activation = config_dict.placeholder(str)  # relu | leaky_relu | prelu | elu | rrelu; None: the paper's
     c.model.batch_norm = True
@@ -58,7 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.bins = ml_collections.ConfigDict()
     c.bins.kind = "zhang"  # zhang: the 313 official centres | grid: the cells occurring in training data
-    c.bins.grid = 10  # grid step for kind="grid" (seed 004: 10 or 5)
+    c.bins.grid = 10  # grid step for kind="grid" (the RReLU study: 10 or 5)
     c.bins.k = SOFT_ENCODE_K  # soft-encoding neighbours (paper 5; released code 10)
     c.bins.sigma = SOFT_ENCODE_SIGMA  # soft-encoding Gaussian width
     c.bins.temperature = ANNEALED_MEAN_TEMPERATURE  # annealed-mean decoding for validation images
@@ -67,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.prior = ml_collections.ConfigDict()
     c.prior.rebalance = True  # weight each pixel by the prior's rebalancing weight (classification)
     c.prior.lam = REBALANCE_LAMBDA  # mix with the uniform distribution
-    c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (seed 004: none)
+    c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (the RReLU study: none)
     c.prior.images = 2048  # training images streamed to count bins (and grid cells) before training
     c.prior.path = config_dict.placeholder(str)  # load a saved ColourPrior instead of counting
 
@@ -75,7 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.pixel = "l1"  # l1 | l2 | huber, on ab / 110 (regression and GAN reconstruction)
     c.loss.huber_delta = 0.1  # Huber threshold on ab / 110
     c.loss.lambda_l1 = LAMBDA_L1  # weight of the pixel loss against the GAN loss
-    c.loss.perceptual_weight = 0.0  # > 0: add the per-pixel VGG16 feature loss (seed 000)
+    c.loss.perceptual_weight = 0.0  # > 0: add the per-pixel VGG16 feature loss (Pappalardo and Caterini)
     c.loss.vgg_checkpoint = config_dict.placeholder(str)  # directory from `colorjax convert vgg16`
     c.loss.vgg_layers = ("relu2_2",)  # VGG16 layers compared by the perceptual loss
     c.loss.gan = "bce"  # bce (pix2pix) | lsgan (least squares)
@@ -108,7 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.discriminator.b1 = PIX2PIX_BETA1
     c.discriminator.b2 = 0.999
 
-    c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (REFERENCE section 6)
+    c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (docs/reference.md section 6)
     c.nogan.generator_steps = 1000  # generator pre-training (pixel / perceptual loss only)
     c.nogan.critic_steps = 200  # per cycle: discriminator pre-training on the generator's outputs
     c.nogan.gan_steps = 100  # per cycle: short GAN phase
@@ -135,56 +140,58 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _parse_value(text: str, current, field_type):
-    """``text`` as a value of ``field_type`` (the field's current type), or a TypeError."""
-    if text.lower() == "none":
-        return None
-    if field_type is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise TypeError(f"expected true or false, got {text!r}")
-    if field_type is str:
-        return text
-    if field_type is tuple:
-        value = ast.literal_eval(text)
-        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    if field_type is int:
-        return int(text)
-    if field_type is float:
-        return float(text)
-    raise TypeError(f"cannot set a field of type {field_type.__name__} from the command line")
+def model_head(config: ml_collections.ConfigDict) -> str:
+    """The head ``config`` trains: the one its ``method`` implies (``model.head`` may repeat it)."""
+    return config.model.get("head") or HEAD_OF_METHOD[config.method]
+
+
+def _field(config: ml_collections.ConfigDict, path: str, item: str):
+    """``(group, name)`` of the field at dotted ``path``; a ValueError naming an unknown field or a group."""
+    *parents, name = path.split(".")
+    group = config
+    for part in parents:
+        if part not in group or not isinstance(group[part], ml_collections.ConfigDict):
+            raise ValueError(f"config override {item!r}: unknown field {path!r}")
+        group = group[part]
+    if name not in group:
+        raise ValueError(f"config override {item!r}: unknown field {path!r}")
+    if isinstance(group[name], ml_collections.ConfigDict):
+        raise ValueError(f"config override {item!r}: {path!r} is a group, not a field")
+    return group, name
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
-    """Apply ``a.b=value`` strings (the part after ``--config.``) with type checking."""
+    """Apply ``a.b=value`` strings (the part after ``--config.``), in order, to ``config``, locked.
+
+    Each value is parsed by ml_collections' ``config_flags`` as its field's type (``1`` for a float
+    field is 1.0, ``false`` for a bool, ``('a','b')`` for a tuple); ``none`` sets any field to None.
+    ``model.options`` stays open: it holds backbone keywords that ``build_model`` checks itself.
+    """
+    config.lock()
+    config.model.options.unlock()
     for item in overrides:
         path, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"config override {item!r}: expected FIELD=VALUE")
-        *parents, name = path.split(".")
-        node = config
-        for part in parents:
-            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                raise ValueError(f"config override {item!r}: unknown field {path!r}")
-            node = node[part]
-        if name not in node:
-            raise ValueError(f"config override {item!r}: unknown field {path!r}")
-        if isinstance(node[name], ml_collections.ConfigDict):
-            raise ValueError(f"config override {item!r}: {path!r} is a group, not a field")
-        current = node[name]
-        field_type = type(current) if current is not None else node.get_ref(name).get_type()
+        group, name = _field(config, path, item)
+        if text.lower() == "none":
+            group[name] = None
+            continue
+        argv = ["colorjax", f"--config.{item}"]
+        flag_values = flags.FlagValues()
+        config_flags.DEFINE_config_dict("config", config, flag_values=flag_values, sys_argv=argv)
         try:
-            node[name] = _parse_value(text, current, field_type)
-        except (TypeError, ValueError, SyntaxError) as error:
-            raise ValueError(f"config override {item!r}: {error}") from None
+            flag_values(argv)
+        except flags.Error as error:
+            expected = " (expected true or false)" if isinstance(group[name], bool) else ""
+            raise ValueError(f"config override {item!r}: {error}{expected}") from None
+    config.model.options.unlock()  # config_flags locks the whole tree again
     return config
 
 
 _CHOICES = {
     "method": METHODS,
-    "model.head": ("regression", "classification"),
+    "model.head": ("regression", "classification", None),
     "bins.kind": ("zhang", "grid"),
     "loss.pixel": ("l1", "l2", "huber"),
     "loss.gan": ("bce", "lsgan"),
@@ -225,11 +232,11 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
         group, _, name = path.rpartition(".")
         value = (config[group] if group else config)[name]
         if value not in choices:
-            raise ValueError(f"config {path} = {value!r}: must be one of {', '.join(choices)}")
-    if config.method == "classification" and config.model.head != "classification":
-        raise ValueError("method 'classification' needs model.head = 'classification'")
-    if config.method == "regression" and config.model.head != "regression":
-        raise ValueError("method 'regression' needs model.head = 'regression'")
+            raise ValueError(f"config {path} = {value!r}: must be one of {', '.join(str(c) for c in choices if c is not None)}")
+    head = config.model.get("head")
+    if head is not None and head != HEAD_OF_METHOD[config.method]:
+        raise ValueError(f"method {config.method!r} needs model.head = {HEAD_OF_METHOD[config.method]!r} "
+                         f"(the method implies the head: leave model.head unset)")
     for name in ("batch_size", "eval_batch_size"):
         size = config.data[name]
         if size <= 0 or size % device_count or size % process_count:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from colorjax.grids import comparison_grid
 from colorjax.training.workdir import METRICS_FILE, json_safe, truncate_metrics
 
 
@@ -92,14 +93,5 @@ class RunLog:
             self.jsonl.close()
 
 
-def image_grid(gray: np.ndarray, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Rows of (gray | prediction | truth) from float RGB ``[N, H, W, 3]`` in [0, 1] -> uint8,
-    tiled edge to edge by the evaluation reports' :func:`~colorjax.evaluation.evaluate.image_grid`."""
-    from colorjax.evaluation.evaluate import image_grid as tile
-
-    to_uint8 = lambda x: np.round(np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)  # noqa: E731
-    return tile([[to_uint8(g), to_uint8(p), to_uint8(t)] for g, p, t in zip(gray, pred, true, strict=True)], pad=0)
-
-
 def save_image_grid(path: Path, gray: np.ndarray, pred: np.ndarray, true: np.ndarray) -> None:
-    Image.fromarray(image_grid(gray, pred, true)).save(path)
+    Image.fromarray(comparison_grid(gray, pred, true)).save(path)

@@ -332,7 +332,7 @@ def _run(config, workdir: Path, manager, resume: bool, num_steps: int, stride: i
         start, run = _restore_newest_good(config, manager, workdir, num_steps, mesh, train_loader, say)
     else:
         centres = None
-        if config.model.head == "classification":
+        if config_lib.model_head(config) == "classification":
             centres, prior = priors.bins_and_prior(config, train_loader, mesh, stride)
         else:
             prior = None if not config.prior.path else priors.bins_and_prior(config, train_loader, mesh, 1)[1]

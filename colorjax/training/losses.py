@@ -1,9 +1,9 @@
 """Training losses as plain jnp functions.
 
-Pixel losses return per-pixel maps ``[B, h, w]``; :func:`masked_mean` reduces a map over the
-images that count (Zhang's training code gives images without any colourful pixel weight 0). Maps
-are summed before reduction, so the perceptual term stays a per-pixel tensor next to L1 (seed 000:
-reducing it to a scalar first let the generator cheat with vertical stripes).
+Pixel losses return per-pixel maps ``[B, h, w]``; :func:`masked_mean` reduces a map over the images
+that count (Zhang's training code gives images without any colourful pixel weight 0). Maps are
+summed before reduction, so the perceptual term stays a per-pixel tensor next to L1 (Pappalardo and
+Caterini's comparison: reducing it to a scalar first let the generator cheat with vertical stripes).
 """
 
 from __future__ import annotations

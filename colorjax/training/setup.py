@@ -21,10 +21,10 @@ GAN_METHODS = ("pix2pix", "nogan")
 
 def model_config_of(config: ml_collections.ConfigDict, centres) -> dict:
     """The JSON kwargs of ``build_model`` for this run (saved as the checkpoint's ``config``)."""
-    m = config.model
-    model_config = {"backbone": m.backbone, "head": m.head, "width": m.width, "activation": m.activation,
+    m, head = config.model, config_lib.model_head(config)
+    model_config = {"backbone": m.backbone, "head": head, "width": m.width, "activation": m.activation,
                     "batch_norm": m.batch_norm, **m.options.to_dict()}
-    if m.head == "classification":
+    if head == "classification":
         model_config["centres"] = np.asarray(centres, np.float32).tolist()
     # What colorize and evaluate use when not told otherwise: the size the model was trained at and
     # the run's decoding temperature.
@@ -75,7 +75,7 @@ def check_model(model_fn, crop_size: int, batch_size: int):
 
 def vgg_features(checkpoint_dir: str, layers) -> callable:
     """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``."""
-    from colorjax.models.vgg16 import load_vgg16
+    from colorjax.checkpointing import load_vgg16
 
     directory = pathlib.Path(checkpoint_dir).absolute()
     if not directory.exists():
@@ -107,7 +107,7 @@ def hint_options(config: ml_collections.ConfigDict) -> dict:
         "hint_seed": config.seed + 4,
     }
     class_bins = config.model.options.to_dict().get("class_bins", 0)
-    if class_bins and config.model.head == "regression" and config.loss.class_weight > 0:
+    if class_bins and config_lib.model_head(config) == "regression" and config.loss.class_weight > 0:
         bins = siggraph17_bins()
         if class_bins != len(bins):
             raise ValueError(f"model.options.class_bins = {class_bins}: the classification branch uses the "
@@ -118,12 +118,12 @@ def hint_options(config: ml_collections.ConfigDict) -> dict:
 
 def build_objective(config: ml_collections.ConfigDict, output_stride: int, centres, prior) -> Objective:
     """The run's :class:`Objective` from the config, its bins and its prior."""
-    rebalance = config.model.head == "classification" and config.prior.rebalance
+    rebalance = config_lib.model_head(config) == "classification" and config.prior.rebalance
     vgg = None
     if config.loss.perceptual_weight > 0:
         vgg = vgg_features(config.loss.vgg_checkpoint, config.loss.vgg_layers)
     return Objective(
-        head=config.model.head,
+        head=config_lib.model_head(config),
         output_stride=output_stride,
         pixel=config.loss.pixel,
         huber_delta=config.loss.huber_delta,
