@@ -217,8 +217,9 @@ def pytest_run(tests: list[str], timeout_s: float, collect_only: bool = False) -
     env = {**os.environ, "COLORJAX_TEST_CHILD_PLATFORMS": os.environ.get("COLORJAX_TEST_CHILD_PLATFORMS", ""),
            "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # the resume test's children share the device
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(["--collect-only"] if collect_only else []),
-               *tests]
+    # -m "": the listed tests whether or not they are marked slow (the default run leaves those out)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "",
+               *(["--collect-only"] if collect_only else []), *tests]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s)
     lines = done.stdout.strip().splitlines()
