@@ -7,6 +7,7 @@ pyproject.toml); ``python -m pytest -q -m slow`` runs those, and ``.ci/run`` run
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,39 @@ def _random_photo_fixture():
 def _smooth_photo_fixture():
     """The factory :func:`smooth_photo`."""
     return smooth_photo
+
+
+def save_random_model(directory, model_config: dict, seed: int = 0):
+    """Write a randomly initialised ``build_model(**model_config)`` as a checkpoint; returns the directory."""
+    from flax import nnx
+
+    from colorjax.checkpointing import save_model
+    from colorjax.models import build_model
+
+    save_model(directory, build_model(**model_config, rngs=nnx.Rngs(seed)), model_config)
+    return directory
+
+
+@pytest.fixture(name="save_random_model", scope="session")
+def _save_random_model_fixture():
+    """The factory :func:`save_random_model`."""
+    return save_random_model
+
+
+@contextlib.contextmanager
+def counting_compilations():
+    """A list that gains one entry (its duration) per XLA backend compilation inside the block.
+    jax.monitoring cannot drop a listener, so the listener goes quiet when the block ends."""
+    import jax
+
+    compiles, state = [], {"active": True}
+
+    def listener(event, duration, **kwargs):
+        if state["active"] and event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+    finally:
+        state["active"] = False

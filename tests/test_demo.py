@@ -22,18 +22,15 @@ from PIL import Image
 from colorjax.checkpointing import save_model
 from colorjax.demo.engine import DemoEngine, UploadError, describe_training_data, gray_from_lightness
 from colorjax.inference import colorize_arrays
+from conftest import counting_compilations
 
 MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from colorjax.models import build_model
-
-    directory = tmp_path_factory.mktemp("demo-ckpt")
-    save_model(directory, build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), MODEL_CONFIG)
-    return directory
+def checkpoint(tmp_path_factory, save_random_model):
+    return save_random_model(tmp_path_factory.mktemp("demo-ckpt"), MODEL_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +109,7 @@ def test_temperature_re_decodes_the_cached_logits_and_moves_chroma(engine):
 
 
 def test_uploads_of_new_sizes_and_formats_compile_nothing(engine):
-    compiles = []
-    active = True
-
-    def listener(event, duration, **kwargs):
-        if active and event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with counting_compilations() as compiles:
         rng = np.random.default_rng(0)
         gray16 = (rng.uniform(0, 65535, (123, 77))).astype(np.uint16)
         uploads = [
@@ -137,8 +126,6 @@ def test_uploads_of_new_sizes_and_formats_compile_nothing(engine):
         assert compiles == []
         jax.image.resize(np.zeros((13, 17, 1), np.float32), (5, 5, 1), "linear")  # the old path's resize
         assert compiles, "the listener must see the compilation of a shape never seen before"
-    finally:
-        active = False
 
 
 def test_bad_uploads_are_refused_with_the_name_and_the_reason(engine):
@@ -268,12 +255,8 @@ HINTS_SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def hints_checkpoint(tmp_path_factory):
-    from colorjax.models import build_model
-
-    directory = tmp_path_factory.mktemp("demo-hints-ckpt")
-    save_model(directory, build_model(**HINTS_CONFIG, rngs=nnx.Rngs(3)), HINTS_CONFIG)
-    return directory
+def hints_checkpoint(tmp_path_factory, save_random_model):
+    return save_random_model(tmp_path_factory.mktemp("demo-hints-ckpt"), HINTS_CONFIG, seed=3)
 
 
 def test_hints_take_colorize_arrays_path_and_compile_nothing(hints_checkpoint):
@@ -286,20 +269,10 @@ def test_hints_take_colorize_arrays_path_and_compile_nothing(hints_checkpoint):
     first = engine.colorize(_encode(photo), "chelsea.png")
     points = [{"x": 300, "y": 120.5, "color": "#d02020"}, {"x": 40, "y": 250, "color": "#2040e0"}]
     model, _, _ = load_model(hints_checkpoint)
-    compiles = []
-    active = True
-
-    def listener(event, duration, **kwargs):
-        if active and event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with counting_compilations() as compiles:
         hinted = engine.recolor(first.upload_id, 0.38, hints=points)
         moved = engine.recolor(first.upload_id, 0.38, hints=[{**points[0], "x": 100}])
         cleared = engine.recolor(first.upload_id, 0.38, hints=[])
-    finally:
-        active = False
     assert compiles == []  # points change the hint map's values, never its shape
     assert hinted.hints == 2 and "model" in hinted.timings_ms and cleared.hints == 0
     expected = colorize_arrays(model, [photo], size=HINTS_SIZE, hints=points)[0]

@@ -21,12 +21,8 @@ EXIF_ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from colorjax.models import build_model
-
-    directory = tmp_path_factory.mktemp("ckpt")
-    save_model(directory, build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), MODEL_CONFIG)
-    return directory
+def checkpoint(tmp_path_factory, save_random_model):
+    return save_random_model(tmp_path_factory.mktemp("ckpt"), MODEL_CONFIG)
 
 
 def _lightness(rgb_uint8):
