@@ -347,6 +347,24 @@ def load_vgg16(directory) -> VGG16Features:
         raise WrongCheckpointKindError(f"{checkpoint_folder(directory)}: {error}") from None
 
 
+
+def vgg16_feature_fn(directory, layers):
+    """``rgb [B, H, W, 3] -> [feature maps of layers]`` from ``colorjax convert vgg16``'s checkpoint
+    (the perceptual loss's features); a clear error when the weights or a layer are missing."""
+    directory = epath.Path(directory).absolute()
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"{directory}: no converted VGG16 weights, which the perceptual loss needs. Convert torchvision's "
+            f"vgg16-397923af.pth with `colorjax convert vgg16 FILE.pth --out {directory}`, or set "
+            f"loss.perceptual_weight=0"
+        )
+    features = load_vgg16(directory)
+    missing = [name for name in layers if name not in features.layers]
+    if missing:
+        raise ValueError(f"{directory}: the VGG16 checkpoint holds layers {list(features.layers)}, not {missing}")
+    names = tuple(layers)
+    return lambda rgb: [features(rgb)[name] for name in names]
+
 def load_prior(directory, step: int | None = None):
     """The colour prior saved with a checkpoint (a ``save_model`` directory or a training workdir)."""
     directory = epath.Path(directory).absolute()

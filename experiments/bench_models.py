@@ -45,7 +45,7 @@ from colorjax.bins import soft_encode, zhang_bins
 from colorjax.models import layers, winograd
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
-from colorjax.training import losses, optim, parallel, precision, setup, steps
+from colorjax.training import losses, optim, parallel, precision, steps, trainer
 from colorjax.training import state as state_lib
 
 DEFAULT_GRID = "64x1,64x4,64x16,128x4,256x1"
@@ -140,13 +140,13 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     config = model_config(model, size, width, compute_dtype)
     mesh = parallel.data_mesh()
     centres = zhang_bins() if model == "eccv16" else None
-    mconf = setup.model_config_of(config, centres)
-    model_fn = setup.model_factory(mconf, config.seed)
-    stride, _ = setup.check_model(model_fn, size, batch)
+    mconf = trainer.model_config_of(config, centres)
+    model_fn = trainer.model_factory(mconf, config.seed)
+    stride, _ = trainer.check_model(model_fn, size, batch)
     prior = None if centres is None else _prior(centres)
-    objective = setup.build_objective(config, stride, centres, prior)
+    objective = trainer.build_objective(config, stride, centres, prior)
     tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, 1000))
-    d_fn = setup.discriminator_factory(config)
+    d_fn = trainer.discriminator_factory(config)
     d_tx = optim.discriminator_optimizer(config, optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
     if model == "pix2pix":

@@ -5,7 +5,7 @@
 The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the
 library's loader (shuffle, decode, resize, random crop, flip, gray drop) feeding the library's jitted
-classification step with the loop's shardings and state donation, written as ``loop.py`` runs it
+classification step with the loop's shardings and state donation, written as ``trainer.py`` runs it
 (fetch, ``global_batch``, dispatch; no host synchronisation until a log step). Three timings,
 after warm-up and compilation:
 
@@ -39,7 +39,7 @@ import optax
 from colorjax.bins import zhang_bins
 from colorjax.data import make_loader
 from colorjax.prior import ColourPrior
-from colorjax.training import optim, parallel, setup, steps
+from colorjax.training import optim, parallel, steps, trainer
 from colorjax.training import state as state_lib
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -58,10 +58,10 @@ def build(config):
     """The run's jitted classification step and initial state (a random prior: speed only)."""
     mesh = parallel.data_mesh()
     centres = zhang_bins()
-    model_fn = setup.model_factory(setup.model_config_of(config, centres), config.seed)
-    stride, _ = setup.check_model(model_fn, config.data.crop_size, config.data.batch_size)
+    model_fn = trainer.model_factory(trainer.model_config_of(config, centres), config.seed)
+    stride, _ = trainer.check_model(model_fn, config.data.crop_size, config.data.batch_size)
     counts = np.random.default_rng(0).gamma(0.5, 1.0, len(centres)) + 1e-3
-    objective = setup.build_objective(config, stride, centres, ColourPrior.from_counts(counts, centres))
+    objective = trainer.build_objective(config, stride, centres, ColourPrior.from_counts(counts, centres))
     tx = optim.make_optimizer(config.optim, optax.constant_schedule(config.optim.learning_rate))
     modules, state = state_lib.init_state(model_fn, tx, mesh)
     repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
@@ -125,8 +125,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}; first step (compile) {compiled_s:.1f} s")
     print("| timing | steps | s/step pipelined | s/step compute only | time in next() | stall |")
     print("|---|---|---|---|---|---|")
-    for name, (steps_, pipelined, waited, compute) in (("first epoch (decoding), as loop.py", cold),
-                                                       ("later epochs, as loop.py", warm),
+    for name, (steps_, pipelined, waited, compute) in (("first epoch (decoding), as trainer.py", cold),
+                                                       ("later epochs, as trainer.py", warm),
                                                        ("later epochs, blocking", blocking)):
         stall = max(0.0, 1 - compute / pipelined)
         print(f"| {name} | {steps_} | {pipelined / steps_:.3f} | {compute / steps_:.3f} | "

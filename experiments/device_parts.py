@@ -247,21 +247,16 @@ def real_run(config_file: str, overrides: list[str], seconds: float, compare_sec
     Stall = 1 - (seconds per step on one batch already on the device) / (seconds per step fed by
     the loader): the slowdown that the input pipeline causes, as ``bench_stall.py`` defines it."""
 
-    from colorjax.training import apply_overrides, parallel, priors, setup
-    from colorjax.training import config as config_lib
+    from colorjax.training import apply_overrides, parallel, trainer
     from colorjax.training.commands import load_config_file
 
     config = apply_overrides(load_config_file(config_file), overrides)
     mesh = parallel.data_mesh()
-    probe = setup.model_config_of(config, np.zeros((2, 2), np.float32))
-    stride, _ = setup.check_model(setup.model_factory(probe, config.seed), config.data.crop_size, 1)
-    from colorjax.training import loop
-
-    make_iterator = lambda: iter(loop._loader(config, config.data.train_split, train=True,  # noqa: E731
-                                              batch_size=config.data.batch_size))
+    stride, _ = trainer.check_model(trainer.model_factory(trainer.model_config_of(config), config.seed), config.data.crop_size)
+    make_iterator = lambda: iter(trainer.loader(config, config.data.train_split, train=True,  # noqa: E731
+                                                batch_size=config.data.batch_size))
     started = time.perf_counter()
-    centres, prior = (priors.bins_and_prior(config, make_iterator, mesh, stride)
-                      if config_lib.model_head(config) == "classification" else (None, None))
+    centres, prior = trainer.bins_and_prior(config, make_iterator, mesh, stride)
     prior_s = time.perf_counter() - started
     runs = {}
     runs["bfloat16"] = _timed_run(config, "bfloat16", centres, prior, make_iterator, mesh, seconds, None)
@@ -299,18 +294,18 @@ def _timed_run(config, dtype, centres, prior, make_iterator, mesh, seconds, max_
     import jax
     import ml_collections
 
-    from colorjax.training import loop, parallel, setup
+    from colorjax.training import optim, parallel, trainer
     from colorjax.training import state as state_lib
 
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.compute_dtype = dtype
-    model_config = setup.model_config_of(config, centres)
-    model_fn = setup.model_factory(model_config, config.seed)
-    stride, _ = setup.check_model(model_fn, config.data.crop_size, config.data.batch_size // jax.device_count())
-    objective = setup.build_objective(config, stride, centres, prior)
-    tx, _, d_tx = loop._optimizers(config, config.train.num_steps)
-    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=setup.discriminator_factory(config), d_tx=d_tx)
-    step_fn = loop._jitted_steps(config, objective, modules, tx, d_tx, mesh)[loop._phase(config, 0)]
+    model_config = trainer.model_config_of(config, centres)
+    model_fn = trainer.model_factory(model_config, config.seed)
+    stride, _ = trainer.check_model(model_fn, config.data.crop_size, config.data.batch_size // jax.device_count())
+    objective = trainer.build_objective(config, stride, centres, prior)
+    tx, _, d_tx = optim.optimizers(config, config.train.num_steps)
+    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=trainer.discriminator_factory(config), d_tx=d_tx)
+    step_fn = trainer.jitted_steps(config, objective, modules, tx, d_tx, mesh)[trainer.phase(config, 0)]
     iterator = make_iterator()
     first = parallel.global_batch(next(iterator), mesh)
     t0 = time.perf_counter()

@@ -69,7 +69,7 @@ def run_rows(table: str, rows: list[str], scale: str, workdir: Path, steps: int 
     """Train (where needed) and evaluate ``rows``; returns ``{row: wall seconds}``."""
     from colorjax.evaluation.commands import evaluate_to_file
     from colorjax.training import train
-    from colorjax.training.loop import total_steps
+    from colorjax.training.trainer import total_steps
 
     probe = next(v for v in ROWS[table].values() if not isinstance(v, str))
     base = load_row_config(probe[0], scale, **probe[1])

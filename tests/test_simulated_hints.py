@@ -75,8 +75,8 @@ def test_simulated_hints_cover_the_counts_and_differ_per_batch():
 @pytest.mark.slow
 def test_user_guided_config_trains_with_hints_and_the_auxiliary_loss(tmp_path):
     from colorjax.training.commands import load_config_file
-    from colorjax.training.loop import train
-    from colorjax.training.setup import hint_options
+    from colorjax.training.trainer import train
+    from colorjax.training.trainer import hint_options
 
     config = load_config_file(os.path.join(EXPERIMENTS, "user_guided.py") + ":tiny")
     assert config.model.backbone == "siggraph17" and config.loss.pixel == "huber"

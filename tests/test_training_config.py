@@ -60,16 +60,16 @@ def test_bad_configs_are_refused_before_building():
 
 
 def test_head_that_does_not_fit_is_refused_without_compiling():
-    from colorjax.training import setup
+    from colorjax.training import trainer
 
     config = config_lib.get_config()
     config.model.backbone = "eccv16"
-    model_config = setup.model_config_of(config, np.zeros((4, 2), np.float32))
+    model_config = trainer.model_config_of(config, np.zeros((4, 2), np.float32))
     with pytest.raises(ValueError, match="does not fit a 36 px crop"):  # ECCV16 needs a multiple of 8
-        setup.check_model(setup.model_factory(model_config, 0), 36, 1)
+        trainer.check_model(trainer.model_factory(model_config, 0), 36, 1)
     model_config = {**model_config, "backbone": "resnet"}
     with pytest.raises(ValueError, match="unknown backbone"):
-        setup.check_model(setup.model_factory(model_config, 0), 32, 1)
+        trainer.check_model(trainer.model_factory(model_config, 0), 32, 1)
 
 
 def test_schedules_against_hand_values():
@@ -154,14 +154,14 @@ def test_train_refuses_a_misfit_before_making_the_workdir(tmp_path):
 
 
 def test_method_implies_the_head_and_a_repeated_head_must_agree():
-    from colorjax.training import setup
+    from colorjax.training import trainer
 
     for method, head in config_lib.HEAD_OF_METHOD.items():
         config = config_lib.get_config()
         config.method = method
         config_lib.validate(config, 1)  # no head given: the method's
         assert config.model.head is None and config_lib.model_head(config) == head
-        assert setup.model_config_of(config, np.zeros((313, 2), np.float32))["head"] == head
+        assert trainer.model_config_of(config, np.zeros((313, 2), np.float32))["head"] == head
     config = config_lib.apply_overrides(config_lib.get_config(), ["method=regression", "model.head=regression"])
     config_lib.validate(config, 1)  # the old field, given consistently, is accepted
     config.model.head = "classification"

@@ -186,16 +186,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, t
 def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_image_size(tiny_config, tmp_path, monkeypatch):
     """data.resize_size: random crop_size crops of images scaled to resize_size (the objects keep
     their scale); validation sees the whole resize_size images and the checkpoint says to run there."""
-    import colorjax.training.loop as loop
+    from colorjax.training import trainer
 
     seen = []
-    real = loop.make_loader
+    real = trainer.make_loader
 
     def spy(*args, **kwargs):
         seen.append((kwargs["train"], kwargs["crop_size"], kwargs["resize_size"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "make_loader", spy)
+    monkeypatch.setattr(trainer, "make_loader", spy)
     config = tiny_config(**{"data.resize_size": 48, "data.crop_size": 32, "train.num_steps": 2, "train.eval_every": 2,
                      "train.checkpoint_every": 2})
     summary = train(config, tmp_path)

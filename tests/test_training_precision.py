@@ -8,7 +8,7 @@ from flax import nnx
 
 from colorjax.models import build_model
 from colorjax.training import precision
-from colorjax.training.setup import module_rngs
+from colorjax.training.trainer import module_rngs
 
 
 def _tiny_eccv16(batch_norm: bool = True):
@@ -75,15 +75,15 @@ def _tiny_classification_step(compute_dtype: str):
     from colorjax.bins import zhang_bins
     from colorjax.prior import ColourPrior
     from colorjax.training import config as config_lib
-    from colorjax.training import optim, parallel, setup, steps
+    from colorjax.training import optim, parallel, steps, trainer
     from colorjax.training import state as state_lib
 
     config = config_lib.get_config()
     config.model.width, config.model.batch_norm = 1 / 32, False
     config.train.compute_dtype = compute_dtype
     centres = zhang_bins()
-    model_fn = setup.model_factory(setup.model_config_of(config, centres), config.seed)
-    objective = setup.build_objective(config, 4, centres, ColourPrior.uniform(centres))
+    model_fn = trainer.model_factory(trainer.model_config_of(config, centres), config.seed)
+    objective = trainer.build_objective(config, 4, centres, ColourPrior.uniform(centres))
     tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, 10))
     modules, state = state_lib.init_state(model_fn, tx, parallel.data_mesh())
     return jax.jit(steps.supervised_step(objective, modules.train, tx), donate_argnums=0), state

@@ -12,7 +12,7 @@ import pytest
 from colorjax.bins import zhang_bins
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
-from colorjax.training import optim, parallel, setup, steps
+from colorjax.training import optim, parallel, steps, trainer
 from colorjax.training import state as state_lib
 
 
@@ -23,10 +23,10 @@ def _step(backbone: str, head: str, remat: str, crop: int = 32, batch: int = 4, 
     config.data.crop_size, config.train.remat = crop, remat
     mesh = parallel.data_mesh()
     centres = zhang_bins() if head == "classification" else None
-    model_fn = setup.model_factory(setup.model_config_of(config, centres), config.seed)
-    stride, _ = setup.check_model(model_fn, crop, batch)
+    model_fn = trainer.model_factory(trainer.model_config_of(config, centres), config.seed)
+    stride, _ = trainer.check_model(model_fn, crop, batch)
     prior = None if centres is None else ColourPrior.from_counts(np.arange(1.0, len(centres) + 1), centres)
-    objective = setup.build_objective(config, stride, centres, prior)
+    objective = trainer.build_objective(config, stride, centres, prior)
     tx = optim.make_optimizer(config.optim, optax.constant_schedule(1e-3))
     modules, state = state_lib.init_state(model_fn, tx, mesh)
     rgb = np.random.default_rng(0).integers(0, 256, (batch, crop, crop, 3), np.uint8)

@@ -281,3 +281,15 @@ def _check_train_counts(train: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config train.{name} = {train[name]} must be >= 0")
     if train.keep_checkpoints == 0:
         raise ValueError("config train.keep_checkpoints = 0 would delete every checkpoint: keep at least 1")
+
+
+def changed_fields(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed

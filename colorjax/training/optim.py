@@ -91,3 +91,16 @@ def nogan_num_steps(config: ml_collections.ConfigDict) -> int:
     """Total steps of the NoGAN schedule: pre-training then ``cycles`` x (critic + GAN)."""
     n = config.nogan
     return n.generator_steps + n.cycles * (n.critic_steps + n.gan_steps)
+
+
+def optimizers(config: ml_collections.ConfigDict, num_steps: int):
+    """``(generator optimizer, its schedule, discriminator optimizer or None)`` of a run."""
+    if config.method == "nogan":
+        schedule, d_schedule = nogan_generator_schedule(config), nogan_critic_schedule(config)
+    else:
+        schedule = learning_rate_schedule(config.optim, num_steps)
+        d_optim = ml_collections.ConfigDict(config.optim.to_dict())
+        d_optim.learning_rate = config.discriminator.learning_rate
+        d_schedule = learning_rate_schedule(d_optim, num_steps)
+    d_tx = discriminator_optimizer(config, d_schedule) if config.method in ("pix2pix", "nogan") else None
+    return make_optimizer(config.optim, schedule), schedule, d_tx

@@ -62,3 +62,9 @@ def replicate(tree, mesh: Mesh):
 def to_host(tree):
     """Fully replicated global arrays back to numpy (each host reads its local copy)."""
     return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+
+
+def local_rows(x: jax.Array) -> np.ndarray:
+    """This host's rows of a batch-sharded array, in batch order."""
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards])

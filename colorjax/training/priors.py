@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from colorjax import bins
@@ -36,34 +35,37 @@ def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarr
     return total
 
 
-def bins_and_prior(config: ml_collections.ConfigDict, loader_factory, mesh, output_stride: int):
-    """``(centres [Q, 2], ColourPrior)`` for a classification run, as the config asks.
+def bins_and_prior(loader_factory, mesh, output_stride: int, *, images: int, batch_size: int, kind: str, grid: int,
+                   smoothing_sigma: float, lam: float, path: str | None = None):
+    """``(centres [Q, 2], ColourPrior)``: loaded from ``path`` when given, else counted over
+    ``images`` training images in global batches of ``batch_size``.
 
-    ``loader_factory()`` returns a fresh training iterator (local batches of uint8 RGB).
+    ``loader_factory()`` returns a fresh training iterator (local batches of uint8 RGB); ``kind`` is
+    ``"zhang"`` (Zhang's 313 in-gamut centres) or ``"grid"`` (the cells of side ``grid`` the data
+    occupies); ``smoothing_sigma`` and ``lam`` shape the rebalancing weights.
     """
-    if config.prior.path:
-        prior = prior_lib.ColourPrior.load(config.prior.path)
+    if path:
+        prior = prior_lib.ColourPrior.load(path)
         return np.asarray(prior.centres, np.float32), prior
-    global_batch = config.data.batch_size
-    num_batches = max(1, -(-config.prior.images // global_batch))
+    num_batches = max(1, -(-images // batch_size))
 
     def pixels(rgb):
         _, ab, colourful = lab_batch(rgb)
         return ab[:, ::output_stride, ::output_stride], colourful[:, None, None]
 
-    match config.bins.kind:
+    match kind:
         case "zhang":
             centres = bins.zhang_bins()
         case "grid":
 
             def cell_counts(rgb):
                 ab, colourful = pixels(rgb)
-                return bins.grid_cell_counts(ab, grid=config.bins.grid, mask=colourful)
+                return bins.grid_cell_counts(ab, grid=grid, mask=colourful)
 
             cells = _stream_counts(cell_counts, loader_factory, num_batches, mesh)
-            centres = bins.grid_bins(cells, grid=config.bins.grid)
+            centres = bins.grid_bins(cells, grid=grid)
         case _:
-            raise ValueError(f"unknown bins.kind {config.bins.kind!r}")
+            raise ValueError(f"unknown bins kind {kind!r}")
     centres_device = jnp.asarray(centres)
 
     def bin_and_lightness_counts(rgb):
@@ -77,7 +79,7 @@ def bins_and_prior(config: ml_collections.ConfigDict, loader_factory, mesh, outp
     totals = _stream_counts(bin_and_lightness_counts, loader_factory, num_batches, mesh)
     counts, lightness_sums = totals[: len(centres)], totals[len(centres) :].reshape(prior_lib.LIGHTNESS_LEVELS, 3)
     prior = prior_lib.ColourPrior.from_counts(
-        counts.astype(np.float32), centres, smoothing_sigma=config.prior.smoothing_sigma, lam=config.prior.lam,
+        counts.astype(np.float32), centres, smoothing_sigma=smoothing_sigma, lam=lam,
         lightness_sums=lightness_sums,
     )
     return centres, prior

@@ -86,7 +86,7 @@ def _restore_leaves(manager, step, item, abstract_tree, sharding):
     return jax.tree.unflatten(jax.tree.structure(abstract_tree), [restored[k] for k in sorted(restored)])
 
 
-def restore(manager, step: int, state: dict, modules: Modules, mesh, iterator) -> tuple[dict, dict]:
+def restore(manager, step: int, state: dict, mesh, iterator) -> tuple[dict, dict]:
     """``(state, train_state_json)`` restored from ``step`` onto ``mesh``; ``state`` (freshly
     initialised) gives the shapes. ``iterator`` is moved to the saved data position."""
     sharding = parallel.replicated(mesh)

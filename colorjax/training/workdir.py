@@ -1,5 +1,6 @@
-"""What one run owns in its workdir: an exclusive lock, and a ``metrics.jsonl`` that agrees with the
-checkpoint a resumed run starts from.
+"""What one run owns in its workdir: an exclusive lock, a ``metrics.jsonl`` that agrees with the
+checkpoint a resumed run starts from, and folders where checkpoints that cannot be trusted are set
+aside (kept for inspection, never deleted).
 
 The lock is ``fcntl.flock`` on ``train.lock`` (``train-process-N.lock`` for process N of a
 multi-host run): the kernel releases it when the process exits, however it exits (SIGKILL
@@ -16,6 +17,8 @@ import os
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
+CORRUPT_DIR = "corrupt_checkpoints"  # checkpoints that failed to restore or check, set aside by --resume
+DIVERGED_DIR = "diverged"  # checkpoints saved from parameters that then gave a non-finite loss
 
 
 class WorkdirBusyError(RuntimeError):
@@ -86,3 +89,26 @@ def truncate_metrics(workdir: Path, step: int) -> int:
         temporary.write_text("".join(f"{line}\n" for line in kept))
         os.replace(temporary, path)
     return dropped
+
+
+def set_aside(manager, step: int, workdir: Path, folder: str) -> Path:
+    """Move checkpoint ``step`` out of the manager's reach to ``workdir/folder/step`` (``step.N``
+    when that exists); the caller reloads the manager."""
+    import jax
+
+    target = Path(workdir) / folder / str(step)
+    n = 1
+    while target.exists():
+        target, n = Path(workdir) / folder / f"{step}.{n}", n + 1
+    target.parent.mkdir(exist_ok=True)
+    if jax.process_index() == 0:
+        os.replace(Path(manager.directory) / str(step), target)
+    return target
+
+
+def set_aside_from(manager, first_step: int, workdir: Path, folder: str) -> list[str]:
+    """Set aside every checkpoint from ``first_step`` on and reload the manager; what moved where."""
+    moved = [f"step {step} -> {set_aside(manager, step, workdir, folder)}" for step in manager.all_steps() if step >= first_step]
+    if moved:
+        manager.reload()
+    return moved
