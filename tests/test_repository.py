@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".sh", ".txt", ".html", ".cfg", ".ini", ".yaml", ".yml"}
 SKIPPED_FOLDERS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache"}
 # Written in pieces so that this file does not match itself.
-# The seed documents' names in any spelling: "seed 000", "seed000", "seed_004", "SEED004_...".
+# The seed documents' names however spelled: a space, an underscore or nothing before the three digits.
 OUTSIDE_NOTES = re.compile("|".join([r"REFERENCE" + r" section", r"seed" + r"[ _]?0\d\d", r"seed" + r" 0",
                                      r"seed" + r"[ _]?NNN", r"HELPERS" + r"\.md"]),
                            re.IGNORECASE)
