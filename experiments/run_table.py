@@ -1,8 +1,8 @@
 """Train and evaluate every row of one of the papers' tables, then write the table.
 
     python -m experiments.run_table zhang --scale tiny --workdir runs/zhang_tiny
-    python -m experiments.run_table seed000 --scale tiny --workdir runs/seed000_tiny
-    python -m experiments.run_table activations --scale tiny --workdir runs/seed004_tiny
+    python -m experiments.run_table comparison --scale tiny --workdir runs/comparison_tiny
+    python -m experiments.run_table rrelu --scale tiny --workdir runs/rrelu_tiny
     python -m experiments.run_table temperature --workdir runs/zhang_tiny   # needs the zhang run
 
 For each row: train its config (``experiments/<row config>.py`` at ``--scale``) into
@@ -35,13 +35,13 @@ ROWS = {
         "classification": ("zhang_classification.py", {}),
         "classification_rebalanced": ("zhang_classification_rebalanced.py", {}),
     },
-    "seed000": {
-        "unet": ("seed000_unet.py", {}),
-        "pix2pix": ("seed000_pix2pix.py", {}),
-        "nogan": ("seed000_nogan.py", {}),
+    "comparison": {
+        "unet": ("comparison_unet.py", {}),
+        "pix2pix": ("comparison_pix2pix.py", {}),
+        "nogan": ("comparison_nogan.py", {}),
     },
-    "activations": {
-        f"patchnet_{act}_{'bn' if bn else 'nobn'}": ("seed004_patchnet.py", {"activation": act, "batch_norm": bn})
+    "rrelu": {
+        f"patchnet_{act}_{'bn' if bn else 'nobn'}": ("rrelu_patchnet.py", {"activation": act, "batch_norm": bn})
         for bn in (True, False) for act in ("relu", "leaky_relu", "prelu", "elu", "rrelu")
     },
 }

@@ -1,6 +1,6 @@
 """The two scales every table config runs at: ``full`` (the paper's setting) and ``tiny`` (here).
 
-Row configs (``zhang_*.py``, ``seed000_*.py``, ``seed004_patchnet.py``) call :func:`apply_scale`
+Row configs (``zhang_*.py``, ``comparison_*.py``, ``rrelu_patchnet.py``) call :func:`apply_scale`
 after setting what defines their row, so the scale settings live only here.
 
 - ``full``: ImageNet (TFDS ``imagenet2012`` prepared in ``data.data_dir``) on a GPU / TPU host,

@@ -44,7 +44,7 @@ def test_smoothed_prior_and_weights_by_hand():
     assert result.num_pixels == 4
 
 
-def test_unsmoothed_prior_is_seed_004s_variant():
+def test_unsmoothed_prior_is_rrelu_studys_variant():
     result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=None)
     np.testing.assert_allclose(result.probs, [0.5, 0.25, 0.25])
     assert ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=0).smoothing_sigma is None

@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".sh", ".txt", ".html", ".cfg", ".ini", ".yaml", ".yml"}
 SKIPPED_FOLDERS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache"}
 # Written in pieces so that this file does not match itself.
-OUTSIDE_NOTES = re.compile("|".join([r"REFERENCE" + r" section", r"seed" + r" 0", r"seed" + r" NNN", r"HELPERS" + r"\.md"]),
+# The seed documents' names however spelled: a space, an underscore or nothing before the three digits.
+OUTSIDE_NOTES = re.compile("|".join([r"REFERENCE" + r" section", r"seed" + r"[ _]?0\d\d", r"seed" + r" 0",
+                                     r"seed" + r"[ _]?NNN", r"HELPERS" + r"\.md"]),
                            re.IGNORECASE)
 
 
@@ -40,3 +42,11 @@ def test_the_reference_page_exists_and_every_cited_section_is_on_it():
             first, last = int(match[1]), int(match[2] or match[1])
             cited.update(str(n) for n in range(first, last + 1))
     assert cited and cited <= sections, f"cited sections missing from docs/reference.md: {sorted(cited - sections)}"
+
+
+def test_outside_notes_pattern_catches_every_spelling_of_the_seed_names():
+    for spelled in ["seed" + " 000", "Seed" + "000_unet.py", "seed" + "_004", "SEED" + "004_FINDING", "seed" + "NNN",
+                    "REFERENCE" + " section 4", "HELPERS" + ".md"]:
+        assert OUTSIDE_NOTES.search(spelled), spelled
+    for innocent in ["seed=0", "shard_seed(5, 0)", "manual_seed(13)", "seed 1", "the seed of shard 0"]:
+        assert not OUTSIDE_NOTES.search(innocent), innocent

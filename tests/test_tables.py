@@ -40,18 +40,18 @@ def test_zhang_table_puts_ours_beside_the_paper(tmp_path):
     assert "No record for: random, lightness, regression_l2, classification." in markdown
 
 
-def test_seed000_paper_psnr_is_the_one_rmse_implies():
-    unet = tables.SEED000.paper["unet"]
+def test_comparison_paper_psnr_is_the_one_rmse_implies():
+    unet = tables.COMPARISON.paper["unet"]
     assert unet["psnr_from_rmse"] == round(-20 * math.log10(0.206), 2) == 13.72
     assert paper_numbers.psnr_from_rmse(0.1) == 20.0
-    markdown = tables.render_table(tables.SEED000, {})
+    markdown = tables.render_table(tables.COMPARISON, {})
     assert "-150.4" in markdown and _table_row(markdown, "Pix2Pix")[6] == "13.31"
 
 
 def test_activation_table_has_every_activation_with_and_without_batchnorm(tmp_path):
-    assert len(tables.ACTIVATIONS.rows) == 10
+    assert len(tables.RRELU.rows) == 10
     write_report(tmp_path / "patchnet_elu_nobn", _record({"auc_raw": 70.0}), [])
-    markdown = tables.render_table(tables.ACTIVATIONS, tables.load_records(tables.ACTIVATIONS, tmp_path))
+    markdown = tables.render_table(tables.RRELU, tables.load_records(tables.RRELU, tmp_path))
     assert _table_row(markdown, "elu, without BatchNorm")[1] == "70"
 
 

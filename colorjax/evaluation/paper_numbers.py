@@ -31,16 +31,16 @@ ZHANG_TABLE1_SOURCE = (
 # colorization"), section 5: their own ImageNet subset, 1500 test images at 256 x 256; custom
 # accuracy with eps_inf 0.14, eps_2 0.17 (docs/reference.md section 4). The PSNR column is printed
 # as "--150.4" / "--153.5": inconsistent with the RMSE column.
-SEED000_TABLE = {
+COMPARISON_TABLE = {
     "unet": {"custom_accuracy": 0.265, "rmse": 0.206, "psnr_printed": -150.4},
     "pix2pix": {"custom_accuracy": 0.380, "rmse": 0.216, "psnr_printed": -153.5},
     "nogan": {"custom_accuracy": None, "rmse": None, "psnr_printed": None},  # failed in the study, no numbers
 }
-SEED000_SOURCE = "Pappalardo and Caterini, \"Image colorization\" (the U-Net / Pix2Pix / NoGAN comparison), section 5 table"
+COMPARISON_SOURCE = "Pappalardo and Caterini, \"Image colorization\" (the U-Net / Pix2Pix / NoGAN comparison), section 5 table"
 
 # The patch-network RReLU study (docs/reference.md section 5): the activation comparison ran on
 # MNIST, not on colorization, and reports plots only, no numbers.
-SEED004_FINDING = (
+RRELU_FINDING = (
     "the patch-network RReLU study (on MNIST classification, plots only): ReLU performs best with batch normalization and "
     "almost best without; RReLU is among the worst"
 )

@@ -1,6 +1,6 @@
 """``colorjax table``: the papers' tables from evaluation records, ours beside the published numbers.
 
-``colorjax table zhang|seed000|activations --records DIR --out FILE.md`` reads ``DIR/ROW.json``
+``colorjax table zhang|comparison|rrelu --records DIR --out FILE.md`` reads ``DIR/ROW.json``
 (written by ``colorjax evaluate --out DIR/ROW``, one per row; :data:`TABLES` lists the row names)
 and writes a Markdown table; a missing record leaves its row's cells empty and is listed below the
 table. ``colorjax table temperature --checkpoint DIR --data SPEC --out FILE.png`` writes the
@@ -58,7 +58,7 @@ ZHANG = Table(
            "and colourfulness.",),
 )
 
-SEED000 = Table(
+COMPARISON = Table(
     title="Pappalardo and Caterini: U-Net vs Pix2Pix (and NoGAN)",
     rows=(("unet", "U-Net (L1; + perceptual at full scale)"), ("pix2pix", "Pix2Pix"), ("nogan", "NoGAN")),
     columns=(
@@ -67,8 +67,8 @@ SEED000 = Table(
         Column("psnr", "PSNR dB", "psnr_from_rmse"),
     ),
     paper={k: {**v, "psnr_from_rmse": v["rmse"] and round(paper.psnr_from_rmse(v["rmse"]), 2)}
-           for k, v in paper.SEED000_TABLE.items()},
-    source=paper.SEED000_SOURCE,
+           for k, v in paper.COMPARISON_TABLE.items()},
+    source=paper.COMPARISON_SOURCE,
     notes=(
         "The study prints PSNR -150.4 (U-Net) and -153.5 (Pix2Pix), impossible for an RMSE of 0.206 / "
         "0.216 on [0, 1]; the paper column shows the PSNR that RMSE implies, 20 log10(1 / RMSE).",
@@ -80,7 +80,7 @@ ACTIVATION_ROWS = tuple(
     (f"patchnet_{act}_{'bn' if bn else 'nobn'}", f"{act}, {'with' if bn else 'without'} BatchNorm")
     for bn in (True, False) for act in paper.ACTIVATIONS
 )
-ACTIVATIONS = Table(
+RRELU = Table(
     title="The RReLU study: activations on the patch net (Q-bin classifier)",
     rows=ACTIVATION_ROWS,
     columns=(
@@ -91,10 +91,10 @@ ACTIVATIONS = Table(
     ),
     paper={},
     source="no published numbers for colorization",
-    notes=(paper.SEED004_FINDING + ".",),
+    notes=(paper.RRELU_FINDING + ".",),
 )
 
-TABLES = {"zhang": ZHANG, "seed000": SEED000, "activations": ACTIVATIONS}
+TABLES = {"zhang": ZHANG, "comparison": COMPARISON, "rrelu": RRELU}
 
 
 def load_records(table: Table, records_dir: str | Path) -> dict[str, dict]:
@@ -137,7 +137,7 @@ def render_table(table: Table, records: dict[str, dict]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("table", choices=[*TABLES, "temperature"], help="which table to write")
     parser.add_argument("--out", required=True, help="Markdown file (PNG for the temperature grid)")
-    parser.add_argument("--records", help="folder of evaluation records ROW.json (tables zhang, seed000, activations)")
+    parser.add_argument("--records", help="folder of evaluation records ROW.json (tables zhang, comparison, rrelu)")
     parser.add_argument("--checkpoint", help="temperature: the Q-bin model to sweep")
     parser.add_argument("--data", default="embedded", help="temperature: images to colorize")
     parser.add_argument("--data-dir", default=None)

@@ -1,11 +1,11 @@
 """The U-Net of Pappalardo and Caterini's comparison (Ronneberger et al. 2015 with their changes), in NHWC.
 
 Each encoder level is two padded 3 x 3 convolutions with the activation (LeakyReLU by default, the
-seed's choice against dying ReLUs); the seed puts a BatchNorm right before every down- and
+study's choice against dying ReLUs); the study puts a BatchNorm right before every down- and
 up-sampling and dropout in the levels nearest the input. Downsampling is 2 x 2 max pooling,
 upsampling a 2 x 2 stride-2 transposed convolution, and the skip of each level is concatenated
 before its decoder convolutions. A final 1 x 1 convolution gives the head's channels at full
-resolution (output stride 1). The seed states neither the depth, the widths nor the dropout rate:
+resolution (output stride 1). The study states neither the depth, the widths nor the dropout rate:
 the defaults below are ours (Ronneberger's 64 base channels, 4 levels).
 """
 

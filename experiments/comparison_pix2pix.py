@@ -2,15 +2,15 @@
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/seed000_pix2pix.py --workdir runs/seed000_pix2pix_full \\
+    colorjax train --config experiments/comparison_pix2pix.py --workdir runs/comparison_pix2pix_full \\
         --config.data.data_dir=/data/tfds
 
-Expected (the seed, its own 1500 ImageNet test images): custom accuracy 0.380, RMSE 0.216 (PSNR
-13.3 dB as implied by that RMSE; the seed prints -153.5): more pixels within the accuracy
+Expected (the study, its own 1500 ImageNet test images): custom accuracy 0.380, RMSE 0.216 (PSNR
+13.3 dB as implied by that RMSE; the study prints -153.5): more pixels within the accuracy
 tolerance than the U-Net, a slightly higher RMSE.
 
-Tiny scale (here, 2-core CPU): ``python -m experiments.run_table seed000 --scale tiny --workdir
-runs/seed000_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8. Measured
+Tiny scale (here, 2-core CPU): ``python -m experiments.run_table comparison --scale tiny --workdir
+runs/comparison_tiny --rows pix2pix``; at 64 px the generator has 6 levels instead of 8. Measured
 (300 steps, 96 test photos, 380 s): custom accuracy 0.704, RMSE 0.1136, PSNR 18.89 dB.
 """
 
@@ -18,7 +18,7 @@ from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_c
 
 from .scales import apply_scale
 
-SEED000_BATCH, SEED000_STEPS = 16, 50 * 4000 // 16  # Pappalardo and Caterini: batch 16, 50 epochs of 4000 images
+COMPARISON_BATCH, COMPARISON_STEPS = 16, 50 * 4000 // 16  # Pappalardo and Caterini: batch 16, 50 epochs of 4000 images
 
 
 def get_config(scale: str = "full"):
@@ -33,8 +33,8 @@ def get_config(scale: str = "full"):
     config.optim.schedule = "constant"
     if scale == "full":
         config.data.crop_size = 256
-        config.data.batch_size = config.data.eval_batch_size = SEED000_BATCH
-        config.train.num_steps = SEED000_STEPS
+        config.data.batch_size = config.data.eval_batch_size = COMPARISON_BATCH
+        config.train.num_steps = COMPARISON_STEPS
     else:
         config.model.options.num_downs = 6  # 64 px input: 2^6 = 64
         config.discriminator.width = 0.25

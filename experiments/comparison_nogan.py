@@ -3,14 +3,14 @@ on its outputs, then a short GAN phase at a low learning rate, in cycles.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/seed000_nogan.py --workdir runs/seed000_nogan_full \\
+    colorjax train --config experiments/comparison_nogan.py --workdir runs/comparison_nogan_full \\
         --config.data.data_dir=/data/tfds
 
-Expected: the seed reports no numbers (its discriminator was undertrained and the GAN phase made the
+Expected: the study reports no numbers (its discriminator was undertrained and the GAN phase made the
 generator worse); DeOldify's schedule (docs/reference.md section 6) is what this config follows.
 
-Tiny scale (here, 2-core CPU): ``python -m experiments.run_table seed000 --scale tiny --workdir
-runs/seed000_tiny --rows nogan``. Measured (250 steps, 96 test photos, 387 s): custom accuracy
+Tiny scale (here, 2-core CPU): ``python -m experiments.run_table comparison --scale tiny --workdir
+runs/comparison_tiny --rows nogan``. Measured (250 steps, 96 test photos, 387 s): custom accuracy
 0.730, RMSE 0.1314, PSNR 17.63 dB.
 """
 

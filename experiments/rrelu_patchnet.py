@@ -8,14 +8,14 @@ Gaussian smoothing, annealed-mean decoding (docs/reference.md section 5).
 
 Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 
-    colorjax train --config experiments/seed004_patchnet.py --workdir runs/seed004_elu_nobn \\
+    colorjax train --config experiments/rrelu_patchnet.py --workdir runs/rrelu_elu_nobn \\
         --config.data.data_dir=/data/tfds --config.model.activation=elu --config.model.batch_norm=false
 
-Expected: the seed has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
+Expected: the study has no colorization numbers; on MNIST it found ReLU best with BatchNorm and
 nearly best without, and RReLU among the worst.
 
-Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python -m experiments.run_table activations
---scale tiny --workdir runs/seed004_tiny``. Measured: rebalanced AuC 58.6-59.5 and raw AuC 86.6-88.4
+Tiny scale (here, 2-core CPU; ten runs, 831 s in all): ``python -m experiments.run_table rrelu
+--scale tiny --workdir runs/rrelu_tiny``. Measured: rebalanced AuC 58.6-59.5 and raw AuC 86.6-88.4
 for all ten rows, differences inside the bootstrap error; BatchNorm rows are more colourful (24-31
 vs 18-21).
 """
@@ -24,7 +24,7 @@ from colorjax.training.config import get_config as default_config
 
 from .scales import apply_scale
 
-SEED004_IMAGE_SIZE = 256  # the seed's photos are 256 x 256; its 32 px windows tile them densely
+RRELU_IMAGE_SIZE = 256  # the study's photos are 256 x 256; its 32 px windows tile them densely
 
 
 def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool = True):
@@ -39,7 +39,7 @@ def get_config(scale: str = "full", activation: str = "relu", batch_norm: bool =
     config = apply_scale(config, scale)
     if scale == "full":
         # A valid-conv net on a whole 256 px image trains every 32 px window of it at once.
-        config.data.crop_size = SEED004_IMAGE_SIZE
+        config.data.crop_size = RRELU_IMAGE_SIZE
     else:
         # The study's own geometry: 32 px windows -> 16 px outputs (here whole photos at 32 px), at a
         # quarter of the filters; full-resolution valid convs cost ~20x an ECCV16 of the same width.
