@@ -147,7 +147,7 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     objective = trainer.build_objective(config, stride, centres, prior)
     tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, 1000))
     d_fn = trainer.discriminator_factory(config)
-    d_tx = optim.discriminator_optimizer(config, optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
+    d_tx = optim.discriminator_optimizer(optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
     if model == "pix2pix":
         fn = steps.gan_step(objective, modules.train, tx, modules.d_train, d_tx)

@@ -14,7 +14,8 @@ runs/comparison_tiny --rows pix2pix``; at 64 px the generator has 6 levels inste
 (300 steps, 96 test photos, 380 s): custom accuracy 0.704, RMSE 0.1136, PSNR 18.89 dB.
 """
 
-from colorjax.training.config import PIX2PIX_BETA1, PIX2PIX_LEARNING_RATE, get_config as default_config
+from colorjax.training.config import PIX2PIX_LEARNING_RATE, get_config as default_config
+from colorjax.training.optim import PIX2PIX_BETAS
 
 from .scales import apply_scale
 
@@ -28,7 +29,7 @@ def get_config(scale: str = "full"):
     config.loss.pixel = "l1"
     config = apply_scale(config, scale)
     config.optim.learning_rate = PIX2PIX_LEARNING_RATE  # pix2pix: Adam 2e-4, beta1 0.5, no weight decay
-    config.optim.b1, config.optim.b2 = PIX2PIX_BETA1, 0.999
+    config.optim.b1, config.optim.b2 = PIX2PIX_BETAS
     config.optim.weight_decay = 0.0
     config.optim.schedule = "constant"
     if scale == "full":

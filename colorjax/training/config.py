@@ -20,16 +20,16 @@ from colorjax.bins import SOFT_ENCODE_K, SOFT_ENCODE_SIGMA
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
 from colorjax.models.winograd import ALGORITHMS
 from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
-from colorjax.training.simulated_hints import GEOMETRIC_P, MAX_POINTS, PATCH_MAX, PATCH_MIN, PLACEMENTS
+from colorjax.training.simulated_hints import GEOMETRIC_P, PLACEMENTS
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
 # The head each method trains: Q-bin logits for Zhang et al.'s classification, ab for the others.
 HEAD_OF_METHOD = {"regression": "regression", "classification": "classification", "pix2pix": "regression",
                   "nogan": "regression"}
-# pix2pix (Isola et al. 2017): G loss = GAN + 100 * L1 on ab / 110; Adam 2e-4, betas (0.5, 0.999).
+# pix2pix (Isola et al. 2017): G loss = GAN + 100 * L1 on ab / 110; Adam 2e-4 (its betas, the
+# discriminator's loss factor and NoGAN's critic rate factor are constants of optim.py and steps.py).
 LAMBDA_L1 = 100.0
 PIX2PIX_LEARNING_RATE = 2e-4
-PIX2PIX_BETA1 = 0.5
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -84,15 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.vgg_checkpoint = config_dict.placeholder(str)  # directory from `colorjax convert vgg16`
     c.loss.vgg_layers = ("relu2_2",)  # VGG16 layers compared by the perceptual loss
     c.loss.gan = "bce"  # bce (pix2pix) | lsgan (least squares)
-    c.loss.discriminator_factor = 0.5  # pix2pix halves the discriminator loss
     c.loss.class_weight = 1.0  # user-guided regression with model.options.class_bins: auxiliary CE weight
 
     c.hints = ml_collections.ConfigDict()  # simulated hints, for a model that takes hints (siggraph17)
     c.hints.p = GEOMETRIC_P  # number of points ~ geometric(p), zero allowed (Zhang, Zhu et al. 2017: 1/8)
-    c.hints.max_points = MAX_POINTS  # cap on the geometric draw (static shapes)
     c.hints.placement = "mixed"  # mixed (half uniform, half centred Gaussian) | uniform | gaussian
-    c.hints.patch_min = PATCH_MIN  # patch side drawn from [patch_min, patch_max] px (paper: 1-9)
-    c.hints.patch_max = PATCH_MAX
 
     c.optim = ml_collections.ConfigDict()
     c.optim.optimizer = "adam"  # adam | adamw
@@ -110,8 +106,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.discriminator.width = 1.0  # PatchGAN channel multiplier
     c.discriminator.n_layers = 3  # stride-2 convs: 3 gives pix2pix's 70 x 70 patches
     c.discriminator.learning_rate = PIX2PIX_LEARNING_RATE
-    c.discriminator.b1 = PIX2PIX_BETA1
-    c.discriminator.b2 = 0.999
 
     c.nogan = ml_collections.ConfigDict()  # DeOldify's NoGAN schedule (docs/reference.md section 6)
     c.nogan.generator_steps = 1000  # generator pre-training (pixel / perceptual loss only)
@@ -120,7 +114,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.nogan.cycles = 3  # DeOldify's stable model: 3 cycles
     c.nogan.gan_learning_rate = 2e-5  # DeOldify: 2e-5 in the GAN phase
     c.nogan.critic_learning_rate = 1e-4  # discriminator pre-training
-    c.nogan.critic_gan_factor = 5.0  # DeOldify: critic lr = 5 x generator lr in the GAN phase
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = 1000  # for nogan: set from the phase lengths when 0

@@ -15,6 +15,9 @@ import optax
 from colorjax.bins import nearest_bin
 from colorjax.color import AB_SCALE
 
+# pix2pix (Isola et al. 2017) halves the discriminator's loss, slowing it against the generator.
+PIX2PIX_DISCRIMINATOR_FACTOR = 0.5
+
 
 def subsample(x: jnp.ndarray, stride: int) -> jnp.ndarray:
     """Every ``stride``-th pixel of ``x[B, H, W, C]``: Zhang's nearest subsampling of the target."""

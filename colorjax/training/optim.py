@@ -6,6 +6,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+# pix2pix (Isola et al. 2017): Adam betas (0.5, 0.999) for both networks.
+PIX2PIX_BETAS = (0.5, 0.999)
+# DeOldify's NoGAN (Antic 2019): in the GAN phase the critic learns at 5 x the generator's rate.
+NOGAN_CRITIC_GAN_FACTOR = 5.0
+
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
     """The ``optim.schedule`` schedule over ``num_steps`` updates.
@@ -50,10 +55,9 @@ def make_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule) -
     return optax.chain(*parts)
 
 
-def discriminator_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
-    """Adam with the discriminator's betas (pix2pix: 0.5, 0.999)."""
-    d = config.discriminator
-    return optax.adam(schedule, b1=d.b1, b2=d.b2)
+def discriminator_optimizer(schedule: optax.Schedule) -> optax.GradientTransformation:
+    """Adam with pix2pix's betas (0.5, 0.999)."""
+    return optax.adam(schedule, b1=PIX2PIX_BETAS[0], b2=PIX2PIX_BETAS[1])
 
 
 def nogan_generator_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -68,12 +72,12 @@ def nogan_generator_schedule(config: ml_collections.ConfigDict) -> optax.Schedul
 
 def nogan_critic_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
     """Critic lr by its update count: each cycle is ``critic_steps`` of pre-training at
-    ``critic_learning_rate`` then ``gan_steps`` at ``critic_gan_factor x gan_learning_rate``."""
+    ``critic_learning_rate`` then ``gan_steps`` at :data:`NOGAN_CRITIC_GAN_FACTOR` x ``gan_learning_rate``."""
     n = config.nogan
 
     def schedule(count):
         in_cycle = jnp.mod(count, n.critic_steps + n.gan_steps)
-        return jnp.where(in_cycle < n.critic_steps, n.critic_learning_rate, n.critic_gan_factor * n.gan_learning_rate)
+        return jnp.where(in_cycle < n.critic_steps, n.critic_learning_rate, NOGAN_CRITIC_GAN_FACTOR * n.gan_learning_rate)
 
     return schedule
 
@@ -102,5 +106,5 @@ def optimizers(config: ml_collections.ConfigDict, num_steps: int):
         d_optim = ml_collections.ConfigDict(config.optim.to_dict())
         d_optim.learning_rate = config.discriminator.learning_rate
         d_schedule = learning_rate_schedule(d_optim, num_steps)
-    d_tx = discriminator_optimizer(config, d_schedule) if config.method in ("pix2pix", "nogan") else None
+    d_tx = discriminator_optimizer(d_schedule) if config.method in ("pix2pix", "nogan") else None
     return make_optimizer(config.optim, schedule), schedule, d_tx

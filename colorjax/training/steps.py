@@ -48,7 +48,7 @@ class Objective:
     vgg_features: Callable | None = None  # rgb [B, H, W, 3] in [0, 1] -> list of feature maps
     lambda_l1: float = 100.0
     gan: str = "bce"
-    discriminator_factor: float = 0.5
+    discriminator_factor: float = losses.PIX2PIX_DISCRIMINATOR_FACTOR
     prior: object | None = None  # ColourPrior for the rebalanced metrics
     compute_dtype: str = "float32"  # float32 | bfloat16 (colorjax.training.precision)
     remat: str = "none"  # none | blocks: keep only block outputs for the backward pass

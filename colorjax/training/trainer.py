@@ -114,9 +114,7 @@ def hint_options(config: ml_collections.ConfigDict) -> dict:
     if not getattr(BACKBONES.get(config.model.backbone), "takes_hints", False):
         return {}
     h = config.hints
-    options = {"hints": HintSampling(p=h.p, max_points=h.max_points, placement=h.placement, patch_min=h.patch_min,
-                                     patch_max=h.patch_max),
-               "hint_seed": config.seed + 4}
+    options = {"hints": HintSampling(p=h.p, placement=h.placement), "hint_seed": config.seed + 4}
     class_bins = config.model.options.to_dict().get("class_bins", 0)
     if class_bins and config_lib.model_head(config) == "regression" and config.loss.class_weight > 0:
         bins = siggraph17_bins()
@@ -138,7 +136,7 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
         class_weights=np.asarray(prior.weights, np.float32) if rebalance else None,
         k=config.bins.k, sigma=config.bins.sigma, temperature=config.bins.temperature,
         perceptual_weight=loss.perceptual_weight, vgg_features=vgg, lambda_l1=loss.lambda_l1, gan=loss.gan,
-        discriminator_factor=loss.discriminator_factor, prior=prior, compute_dtype=config.train.compute_dtype,
+        prior=prior, compute_dtype=config.train.compute_dtype,
         remat=config.train.remat, **hint_options(config),
     )
 
