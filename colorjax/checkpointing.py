@@ -239,7 +239,8 @@ def inference_defaults(model_config: dict) -> dict:
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
-    """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
+    """``build_model(**model_config)``, turning a JSON list of bin centres back into an array. The
+    config's ``conv_algorithm`` is the one the model runs (a checkpoint saved without it: ``auto``)."""
     kwargs = {k: v for k, v in model_config.items() if k != INFERENCE}
     if kwargs.get("centres") is not None:
         kwargs["centres"] = np.asarray(kwargs["centres"], np.float32)

@@ -27,7 +27,6 @@ import numpy as np
 
 from colorjax import checkpointing, metrics
 from colorjax.data import make_loader
-from colorjax.models import winograd
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
 from colorjax.training import optim, parallel, priors, setup, steps
@@ -283,8 +282,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     Returns a summary: steps, wall time, the last training loss, every validation record and the
     best checkpoint's step.
     """
-    with winograd.conv_algorithm(config.train.get("conv_algorithm", "auto")):
-        return _train(config, workdir, resume=resume)
+    return _train(config, workdir, resume=resume)
 
 
 def _train(config: ml_collections.ConfigDict, workdir, *, resume: bool) -> dict:

@@ -23,7 +23,7 @@ def model_config_of(config: ml_collections.ConfigDict, centres) -> dict:
     """The JSON kwargs of ``build_model`` for this run (saved as the checkpoint's ``config``)."""
     m, head = config.model, config_lib.model_head(config)
     model_config = {"backbone": m.backbone, "head": head, "width": m.width, "activation": m.activation,
-                    "batch_norm": m.batch_norm, **m.options.to_dict()}
+                    "batch_norm": m.batch_norm, "conv_algorithm": m.conv_algorithm, **m.options.to_dict()}
     if head == "classification":
         model_config["centres"] = np.asarray(centres, np.float32).tolist()
     # What colorize and evaluate use when not told otherwise: the size the model was trained at and
@@ -55,7 +55,8 @@ def discriminator_factory(config: ml_collections.ConfigDict):
     from colorjax.models import PatchDiscriminator
 
     d = config.discriminator
-    return lambda: PatchDiscriminator(n_layers=d.n_layers, width=d.width, rngs=module_rngs(config.seed + 3))
+    return lambda: PatchDiscriminator(n_layers=d.n_layers, width=d.width, conv_algorithm=config.model.conv_algorithm,
+                                      rngs=module_rngs(config.seed + 3))
 
 
 def check_model(model_fn, crop_size: int, batch_size: int):
@@ -73,9 +74,10 @@ def check_model(model_fn, crop_size: int, batch_size: int):
     return model.output_stride, out.shape
 
 
-def vgg_features(checkpoint_dir: str, layers) -> callable:
+def vgg_features(checkpoint_dir: str, layers, conv_algorithm: str = "auto") -> callable:
     """VGG16 features from ``colorjax convert vgg16``'s checkpoint: ``rgb [B,H,W,3] -> [maps]``."""
     from colorjax.checkpointing import load_vgg16
+    from colorjax.models.layers import set_conv_algorithm
 
     directory = pathlib.Path(checkpoint_dir).absolute()
     if not directory.exists():
@@ -84,7 +86,7 @@ def vgg_features(checkpoint_dir: str, layers) -> callable:
             f"vgg16-397923af.pth with `colorjax convert vgg16 FILE.pth --out {directory}`, or set "
             f"loss.perceptual_weight=0"
         )
-    features = load_vgg16(directory)
+    features = set_conv_algorithm(load_vgg16(directory), conv_algorithm)
     missing = [name for name in layers if name not in features.layers]
     if missing:
         raise ValueError(f"{directory}: the VGG16 checkpoint holds layers {list(features.layers)}, not {missing}")
@@ -121,7 +123,7 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
     rebalance = config_lib.model_head(config) == "classification" and config.prior.rebalance
     vgg = None
     if config.loss.perceptual_weight > 0:
-        vgg = vgg_features(config.loss.vgg_checkpoint, config.loss.vgg_layers)
+        vgg = vgg_features(config.loss.vgg_checkpoint, config.loss.vgg_layers, config.model.conv_algorithm)
     return Objective(
         head=config_lib.model_head(config),
         output_stride=output_stride,
