@@ -35,6 +35,7 @@ from etils import epath
 from flax import nnx
 
 from colorjax.models import build_model
+from colorjax.models.layers import set_conv_algorithm
 from colorjax.models.vgg16 import VGG16Features, vgg16_config
 from colorjax.prior import ColourPrior
 
@@ -239,7 +240,8 @@ def inference_defaults(model_config: dict) -> dict:
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:
-    """``build_model(**model_config)``, turning a JSON list of bin centres back into an array."""
+    """``build_model(**model_config)``, turning a JSON list of bin centres back into an array. The
+    config's ``conv_algorithm`` is the one the model runs (a checkpoint saved without it: ``auto``)."""
     kwargs = {k: v for k, v in model_config.items() if k != INFERENCE}
     if kwargs.get("centres") is not None:
         kwargs["centres"] = np.asarray(kwargs["centres"], np.float32)
@@ -348,9 +350,10 @@ def load_vgg16(directory) -> VGG16Features:
 
 
 
-def vgg16_feature_fn(directory, layers):
+def vgg16_feature_fn(directory, layers, conv_algorithm: str = "auto"):
     """``rgb [B, H, W, 3] -> [feature maps of layers]`` from ``colorjax convert vgg16``'s checkpoint
-    (the perceptual loss's features); a clear error when the weights or a layer are missing."""
+    (the perceptual loss's features), its 3 x 3 layers run by ``conv_algorithm``; a clear error
+    when the weights or a layer are missing."""
     directory = epath.Path(directory).absolute()
     if not directory.exists():
         raise FileNotFoundError(
@@ -358,7 +361,7 @@ def vgg16_feature_fn(directory, layers):
             f"vgg16-397923af.pth with `colorjax convert vgg16 FILE.pth --out {directory}`, or set "
             f"loss.perceptual_weight=0"
         )
-    features = load_vgg16(directory)
+    features = set_conv_algorithm(load_vgg16(directory), conv_algorithm)
     missing = [name for name in layers if name not in features.layers]
     if missing:
         raise ValueError(f"{directory}: the VGG16 checkpoint holds layers {list(features.layers)}, not {missing}")

@@ -118,10 +118,11 @@ def _prior(centres: np.ndarray) -> ColourPrior:
     return ColourPrior.from_counts(counts, centres)
 
 
-def model_config(model: str, size: int, width: float, compute_dtype: str | None = None):
+def model_config(model: str, size: int, width: float, compute_dtype: str | None = None, conv_algorithm: str = "auto"):
     """The training config of a benchmark case (Zhang's classifier, or pix2pix at ``size``)."""
     config = config_lib.get_config()
     config.data.crop_size = size
+    config.model.conv_algorithm = conv_algorithm
     config.model.width = config.discriminator.width = width
     if model == "pix2pix":
         config.method, config.model.backbone, config.model.head = "pix2pix", "pix2pix", "regression"
@@ -133,11 +134,18 @@ def model_config(model: str, size: int, width: float, compute_dtype: str | None 
     return config
 
 
-def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str | None = None):
+def _with_algorithm(graphdef: nnx.GraphDef, params, rest, algorithm: str) -> nnx.GraphDef:
+    """``graphdef`` (split as ``graphdef, params, rest``) with every convolution set to ``algorithm``."""
+    return nnx.split(layers.set_conv_algorithm(nnx.merge(graphdef, params, rest), algorithm), nnx.Param, ...)[0]
+
+
+def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str | None = None,
+             conv_algorithm: str = "auto"):
     """``(train step, initial state, inference-model maker, L batch, rgb batch, objective)`` for one
-    case; ``make_infer(state)`` gives ``(jitted fn, its model state)``, the model prepared as
-    ``colorjax colorize`` prepares it (:func:`colorjax.models.layers.for_inference`)."""
-    config = model_config(model, size, width, compute_dtype)
+    case, its 3 x 3 layers running ``conv_algorithm``; ``make_infer(state)`` gives ``(jitted fn, its
+    model state)``, the model prepared as ``colorjax colorize`` prepares it
+    (:func:`colorjax.models.layers.for_inference`)."""
+    config = model_config(model, size, width, compute_dtype, conv_algorithm)
     mesh = parallel.data_mesh()
     centres = zhang_bins() if model == "eccv16" else None
     mconf = trainer.model_config_of(config, centres)
@@ -149,15 +157,20 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     d_fn = trainer.discriminator_factory(config)
     d_tx = optim.discriminator_optimizer(optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
-    if model == "pix2pix":
-        fn = steps.gan_step(objective, modules.train, tx, modules.d_train, d_tx)
-    else:
-        fn = steps.supervised_step(objective, modules.train, tx)
+
+    def step(generator: nnx.GraphDef, discriminator: nnx.GraphDef | None):
+        if model == "pix2pix":
+            return steps.gan_step(objective, generator, tx, discriminator, d_tx)
+        return steps.supervised_step(objective, generator, tx)
+
+    fn = step(modules.train, modules.d_train)
     repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
-    # A second function object for counting the model's FLOPs: JAX caches a trace per function, and
-    # the layers choose their convolution algorithm when traced.
-    train.model_flops = lambda state, batch: _flops(jax.jit(lambda s, b: fn(s, b)).lower(state, batch).cost_analysis())
+    # The model's FLOPs: XLA's count for the same step and state with every convolution direct
+    # (Winograd does fewer multiplications for the same model; MFU counts the model's).
+    direct = step(_with_algorithm(modules.train, state["params"], state["rest"], "direct"),
+                  d_fn and _with_algorithm(modules.d_train, state["d_params"], state["d_rest"], "direct"))
+    train.model_flops = lambda state, batch: _flops(jax.jit(direct).lower(state, batch).cost_analysis())
 
     def make_infer(state):
         # copies: the training step donates (deletes) the state's buffers
@@ -215,16 +228,13 @@ def _inputs(size: int, batch: int):
 
 def jax_measure(model, size, batch, width, repeats, compute_dtype, conv_algorithm="auto") -> dict:
     bf16 = compute_dtype == "bfloat16"
-    train, state, make_infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None)
+    train, state, make_infer, L, rgb, objective = jax_case(model, size, batch, width, compute_dtype if bf16 else None,
+                                                           conv_algorithm)
     prep = preprocessing(objective)
-    with winograd.conv_algorithm(conv_algorithm):  # the layers choose their algorithm when traced
-        train_c, train_compile = _compile(train, state, rgb)
-        infer, infer_state = make_infer(state)
-        infer_c, infer_compile = _compile(infer, infer_state, L)
-    # The model's FLOPs: XLA's count for the step with every convolution direct (Winograd does
-    # fewer multiplications for the same model; MFU counts the model's).
-    with winograd.conv_algorithm("direct"):
-        model_flops = train.model_flops(state, rgb)
+    train_c, train_compile = _compile(train, state, rgb)
+    infer, infer_state = make_infer(state)
+    infer_c, infer_compile = _compile(infer, infer_state, L)
+    model_flops = train.model_flops(state, rgb)  # counted with direct convolutions (jax_case)
     holder = {"state": state}
 
     def jax_train():

@@ -73,11 +73,9 @@ def step_rate_needed(crop: int, device_check: pathlib.Path | None) -> tuple[floa
                     and r.get("dtype") == "bfloat16":
                 return r["images_per_s"], f"measured ({report['parts']['env']['result']['device_kind']})"
     from experiments.bench_models import jax_case
-    from colorjax.models import winograd
 
-    with winograd.conv_algorithm("direct"):
-        train, state, _, _, rgb, _ = jax_case("eccv16", crop, 1, 1.0, "bfloat16")
-        flops = train.model_flops(state, rgb)
+    train, state, _, _, rgb, _ = jax_case("eccv16", crop, 1, 1.0, "bfloat16", conv_algorithm="direct")
+    flops = train.model_flops(state, rgb)
     return ESTIMATE_MFU * H100_BF16_DENSE_FLOPS / flops, f"estimated ({flops / 1e9:.0f} GFLOP per image at 40% MFU of H100 bf16)"
 
 

@@ -112,14 +112,12 @@ def train_step(model: str, size: int, batch: int, width: float, dtype: str, repe
     import jax
 
     from experiments.bench_models import jax_case
-    from colorjax.models import winograd
 
     train, state, _, _, rgb, _ = jax_case(model, size, batch, width, dtype)
     started = time.perf_counter()
     compiled = train.lower(state, rgb).compile()
     compile_s = time.perf_counter() - started
-    with winograd.conv_algorithm("direct"):
-        flops = float(train.model_flops(state, rgb))
+    flops = float(train.model_flops(state, rgb))  # with direct convolutions (jax_case)
     holder = {"state": state}
 
     def step():

@@ -15,7 +15,7 @@ from colorjax.convert.eccv16 import bn_prefixes, convert_eccv16
 from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.vgg16 import convert_vgg16
-from colorjax.models import winograd
+from colorjax.models import layers
 from colorjax.checkpointing import load_vgg16
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -38,8 +38,7 @@ def test_eccv16_logits_and_release_decoding_match_pytorch(eccv16_reference, algo
     model, config, report = convert_eccv16(load_pth(ECCV16_PTH), ECCV16_PTH)
     assert config == {"backbone": "eccv16", "head": "classification", "width": 1 / 16, "bn_affine": True,
                       "release_projection": True}
-    with winograd.conv_algorithm(algorithm):
-        logits = model(jnp.asarray(eccv16_reference["L"]))
+    logits = layers.set_conv_algorithm(model, algorithm)(jnp.asarray(eccv16_reference["L"]))
     assert np.abs(logits - eccv16_reference["logits"]).max() < PARITY
     assert np.abs(model.head.release_ab(logits) - eccv16_reference["ab_release"]).max() < PARITY
     np.testing.assert_array_equal(model.head.centres[...], zhang_bins())

@@ -15,7 +15,7 @@ from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.siggraph17 import bn_prefixes, convert_siggraph17
 from colorjax.inference.colorize import predict_ab_batch
-from colorjax.models import build_model, winograd
+from colorjax.models import build_model, layers
 from colorjax.models.layers import for_inference
 from colorjax.models.siggraph17 import siggraph17_bins
 
@@ -92,9 +92,9 @@ def test_converted_release_matches_pytorch_with_and_without_hints(reference, alg
     assert config == {"backbone": "siggraph17", "head": "regression", "width": 1 / 16, "bn_affine": True,
                       "class_bins": 529}
     L = jnp.asarray(reference["L"])
-    with winograd.conv_algorithm(algorithm):
-        ab, logits = model.with_class_logits(L, fixture_hints(reference))
-        ab_none, logits_none = model.with_class_logits(L)
+    layers.set_conv_algorithm(model, algorithm)
+    ab, logits = model.with_class_logits(L, fixture_hints(reference))
+    ab_none, logits_none = model.with_class_logits(L)
     assert np.abs(ab - reference["ab"]).max() < PARITY
     assert np.abs(logits - reference["logits"]).max() < PARITY
     assert np.abs(ab_none - reference["ab_no_hints"]).max() < PARITY

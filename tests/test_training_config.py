@@ -9,6 +9,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from colorjax.training import config as config_lib
 from colorjax.training import optim
@@ -188,3 +189,22 @@ def test_experiment_configs_load_as_the_experiments_package_without_path_changes
     assert Path(config.data.spec).is_absolute()
     for path in (Path(__file__).parents[1] / "experiments").glob("*.py"):
         assert "sys.path.insert" not in path.read_text(), path
+
+
+def test_a_run_saves_its_conv_algorithm_and_load_model_rebuilds_with_it(tiny_config, tmp_path):
+    """``model.conv_algorithm`` travels in the checkpoint's model config: the run's model, and the
+    model ``load_model`` rebuilds, run the algorithm the config chose (no process-wide setting)."""
+    from colorjax.checkpointing import load_model
+    from colorjax.models import layers
+    from colorjax.training import train
+
+    config = tiny_config("method=regression", "model.conv_algorithm=direct", "train.num_steps=1",
+                         "train.checkpoint_every=1", "train.eval_images=0")
+    train(config, tmp_path / "run")
+    model, model_config, _ = load_model(tmp_path / "run")
+    assert model_config["conv_algorithm"] == "direct"
+    assert {m.conv_algorithm for _, m in nnx.iter_modules(model) if isinstance(m, layers.Conv)} == {"direct"}
+    config.model.conv_algorithm = "fft"
+    _refused(config, "model.conv_algorithm = 'fft': must be one of auto, direct, winograd")
+    with pytest.raises(ValueError, match="unknown field 'train.conv_algorithm'"):
+        tiny_config("train.conv_algorithm=direct")  # the field moved to model.conv_algorithm

@@ -17,7 +17,9 @@ from flax import nnx
 
 from colorjax.models.activations import ACTIVATIONS, Activation, check_activation
 from colorjax.models.eccv16 import ECCV16
+from colorjax.models import winograd
 from colorjax.models.heads import HEADS, BinCentres, ClassificationHead, RegressionHead, ReleaseProjection
+from colorjax.models.layers import set_conv_algorithm
 from colorjax.models.model import ColorizationModel, colorize_lab
 from colorjax.models.patchnet import PatchNet
 from colorjax.models.pix2pix import Pix2PixGenerator, PatchDiscriminator, receptive_field
@@ -40,6 +42,7 @@ def build_model(
     batch_norm: bool = True,
     regression_output: str = "tanh",
     release_projection: bool = False,
+    conv_algorithm: str = "auto",
     rngs: nnx.Rngs,
     **backbone_options,
 ) -> ColorizationModel:
@@ -59,6 +62,10 @@ def build_model(
       batch_norm: False drops every BatchNorm layer.
       regression_output: ``"tanh"`` (ab = 110 tanh(x)) or ``"linear"``.
       release_projection: keep a slot for ECCV16's ``model_out`` weights (classification only).
+      conv_algorithm: what every stride-1 3 x 3 convolution runs, one of ``winograd.ALGORITHMS``:
+        ``"auto"`` (Winograd for wide float32 layers on CPU, else direct), ``"direct"`` or
+        ``"winograd"``. A static option of each layer, like ``dtype``
+        (:func:`colorjax.models.layers.set_conv_algorithm` changes it on a built model).
       rngs: parameter init and the ``dropout`` / ``rrelu`` streams.
     """
     if backbone not in BACKBONES:
@@ -69,6 +76,7 @@ def build_model(
         raise ValueError(f"width must be positive, got {width}")
     if activation is not None:
         check_activation(activation)
+    winograd.check_algorithm(conv_algorithm)
     common = {"self", "out_channels", "head_kind", "width", "activation", "batch_norm", "rngs"}
     accepted = set(inspect.signature(BACKBONES[backbone].__init__).parameters) - common
     unknown = sorted(set(backbone_options) - accepted)
@@ -90,7 +98,7 @@ def build_model(
         head_module.channels, width=width, activation=activation, batch_norm=batch_norm, rngs=rngs,
         **backbone_options,
     )
-    return ColorizationModel(net, head_module)
+    return set_conv_algorithm(ColorizationModel(net, head_module), conv_algorithm)
 
 
 __all__ = [

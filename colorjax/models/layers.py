@@ -50,11 +50,15 @@ class WinogradKernel(nnx.Variable):
 
 class Conv(nnx.Conv):
     """``nnx.Conv`` (same parameters, same outputs up to float rounding) whose stride-1 3 x 3
-    layers run by Winograd's F(2 x 2, 3 x 3) where :func:`winograd.use_winograd` says so. In
-    evaluation mode a kernel transformed beforehand (:func:`for_inference`) is used if present."""
+    layers run by Winograd's F(2 x 2, 3 x 3) where :func:`winograd.use_winograd` says so for the
+    layer's ``conv_algorithm`` (``"auto"``, ``"direct"`` or ``"winograd"``; a static attribute, like
+    ``dtype``, so a jitted function traces each choice apart). In evaluation mode a kernel
+    transformed beforehand (:func:`for_inference`) is used if present."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, conv_algorithm: str = "auto", **kwargs):
+        winograd.check_algorithm(conv_algorithm)
         super().__init__(*args, **kwargs)
+        self.conv_algorithm = conv_algorithm
         self.deterministic = False  # Module.eval() sets it
         self.winograd_kernel: WinogradKernel | None = nnx.data(None)
 
@@ -64,7 +68,7 @@ class Conv(nnx.Conv):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        if not winograd.use_winograd(inputs.dtype, self.in_features, self.out_features):
+        if not winograd.use_winograd(self.conv_algorithm, inputs.dtype, self.in_features, self.out_features):
             return super().__call__(inputs)
         if self.deterministic and self.winograd_kernel is not None:
             u = self.winograd_kernel[...].astype(inputs.dtype)
@@ -75,17 +79,29 @@ class Conv(nnx.Conv):
 
 
 def for_inference(model: nnx.Module) -> nnx.Module:
-    """A copy of ``model`` in evaluation mode whose Winograd layers (as chosen now) hold their
-    transformed kernels, so that inference does not transform them on every call. The copy shares
-    the arrays; ``model`` itself is left as it is (train it, then call this again)."""
+    """A copy of ``model`` in evaluation mode whose Winograd layers (as each layer's
+    ``conv_algorithm`` chooses on the current backend) hold their transformed kernels, so that
+    inference does not transform them on every call. The copy shares the arrays; ``model`` itself
+    is left as it is (train it, then call this again)."""
     model = nnx.clone(model)
     model.eval()
     for _, layer in nnx.iter_modules(model):
         if isinstance(layer, Conv) and winograd_padding(layer) is not None:
             kernel = layer.kernel[...]
-            if winograd.use_winograd(kernel.dtype, layer.in_features, layer.out_features):
+            if winograd.use_winograd(layer.conv_algorithm, kernel.dtype, layer.in_features, layer.out_features):
                 layer.winograd_kernel = WinogradKernel(winograd.transformed_kernel(kernel))
     return model
+
+
+def set_conv_algorithm(module: nnx.Module, name: str) -> nnx.Module:
+    """``module`` with every :class:`Conv` in it set to run ``name`` (one of
+    :data:`winograd.ALGORITHMS`): the option travels with the module, and jitting it again traces
+    the new choice. Refuses an unknown name before changing anything."""
+    winograd.check_algorithm(name)
+    for _, layer in nnx.iter_modules(module):
+        if isinstance(layer, Conv):
+            layer.conv_algorithm = name
+    return module
 
 
 def winograd_padding(layer: nnx.Conv) -> int | None:

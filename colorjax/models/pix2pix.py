@@ -23,7 +23,10 @@ from flax import nnx
 
 from colorjax.color import AB_SCALE
 from colorjax.models.activations import Activation
-from colorjax.models.layers import PIX2PIX_INIT, batch_norm, block_output, conv, conv_transpose, scaled
+from colorjax.models.layers import (
+    PIX2PIX_INIT, batch_norm, block_output, conv, conv_transpose, scaled, set_conv_algorithm,
+)
+from colorjax.models.winograd import check_algorithm
 
 BASE_CHANNELS = 64  # ngf = ndf = 64 (pix2pix)
 MAX_MULTIPLIER = 8  # channels stop growing at 8 x 64 = 512
@@ -116,11 +119,14 @@ class PatchDiscriminator(nnx.Module):
     """PatchGAN: (L, ab) in Lab units -> one real/fake logit per 70 x 70 patch (``n_layers=3``).
 
     Layers: 4 x 4 conv to 64 stride 2; ``n_layers - 1`` more stride-2 convs doubling the width (to at
-    most 512); one stride-1 conv; a stride-1 conv to 1 channel. All padded by 1.
+    most 512); one stride-1 conv; a stride-1 conv to 1 channel. All padded by 1. ``conv_algorithm``
+    as for every model (:func:`colorjax.models.layers.set_conv_algorithm`), though no 4 x 4 layer
+    is one that Winograd's F(2 x 2, 3 x 3) computes.
     """
 
     def __init__(self, *, n_layers: int = 3, width: float = 1.0, activation: str = "leaky_relu",
-                 batch_norm: bool = True, rngs: nnx.Rngs):
+                 batch_norm: bool = True, conv_algorithm: str = "auto", rngs: nnx.Rngs):
+        check_algorithm(conv_algorithm)
         if n_layers < 1:
             raise ValueError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}")
         widths = [scaled(BASE_CHANNELS * min(2**i, MAX_MULTIPLIER), width) for i in range(n_layers + 1)]
@@ -136,6 +142,7 @@ class PatchDiscriminator(nnx.Module):
             channels = out
         self.final = conv(channels, 1, 4, padding=1, init=PIX2PIX_INIT, rngs=rngs)
         self.layer_specs = tuple((4, s) for s in strides) + ((4, 1),)
+        set_conv_algorithm(self, conv_algorithm)
 
     def __call__(self, L: jax.Array, ab: jax.Array) -> jax.Array:
         x = jnp.concatenate([L / L_CENTRE - 1.0, ab / AB_SCALE], axis=-1)

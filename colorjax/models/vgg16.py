@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from colorjax.models.layers import conv, scaled
+from colorjax.models.layers import conv, scaled, set_conv_algorithm
+from colorjax.models.winograd import check_algorithm
 
 # torchvision's ImageNet normalisation (torchvision.models.VGG16_Weights transforms).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,9 +44,11 @@ def _conv_name(layer: str) -> str:
 
 
 class VGG16Features(nnx.Module):
-    """The convolutional part of VGG16, up to the deepest of ``layers``."""
+    """The convolutional part of VGG16, up to the deepest of ``layers``; its 3 x 3 layers run
+    ``conv_algorithm`` (:data:`colorjax.models.winograd.ALGORITHMS`)."""
 
-    def __init__(self, layers=PERCEPTUAL_LAYERS, *, width: float = 1.0, rngs: nnx.Rngs):
+    def __init__(self, layers=PERCEPTUAL_LAYERS, *, width: float = 1.0, conv_algorithm: str = "auto", rngs: nnx.Rngs):
+        check_algorithm(conv_algorithm)
         if not layers:
             raise ValueError("VGG16Features needs at least one layer name")
         self.layers = tuple(layers)
@@ -53,6 +56,7 @@ class VGG16Features(nnx.Module):
         widths = [scaled(c, width) for n, c in BLOCKS for _ in range(n)][:depth]
         self.conv_names = CONV_NAMES[:depth]
         self.convs = nnx.List(conv(i, o, 3, padding=1, rngs=rngs) for i, o in zip((3, *widths[:-1]), widths))
+        set_conv_algorithm(self, conv_algorithm)
 
     def __call__(self, rgb: jax.Array) -> dict[str, jax.Array]:
         x = (rgb - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)

@@ -19,7 +19,6 @@ through autodiff instead made XLA:CPU's backward pass slower than the direct con
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import jax
@@ -152,29 +151,18 @@ def conv3x3_transformed(x: jax.Array, u: jax.Array, padding: int = 1, dilation: 
 
 # ---- which algorithm a 3 x 3 convolution layer uses ----------------------------------------------
 
+# What a stride-1 3 x 3 convolution layer runs: "direct" (XLA's convolution), "winograd"
+# (:func:`conv3x3`), or "auto" (Winograd for float32 layers of at least MIN_CHANNEL_PRODUCT channel
+# pairs on the CPU backend, where it is faster; direct elsewhere). Each layer carries its choice
+# (``colorjax.models.layers.Conv.conv_algorithm``, set for a whole model by ``build_model``).
 ALGORITHMS = ("auto", "direct", "winograd")
-_algorithm = ["auto"]
 
 
 def check_algorithm(name: str) -> str:
+    """``name`` if it is one of :data:`ALGORITHMS`, else a ValueError naming the choices."""
     if name not in ALGORITHMS:
         raise ValueError(f"unknown convolution algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
     return name
-
-
-@contextlib.contextmanager
-def conv_algorithm(name: str):
-    """Within this context, stride-1 3 x 3 convolution layers traced use ``name``: ``"direct"``
-    (XLA's convolution), ``"winograd"`` (:func:`conv3x3`), or ``"auto"`` (the default: Winograd
-    for float32 layers of at least :data:`MIN_CHANNEL_PRODUCT` channel pairs on the CPU backend,
-    where it is faster; direct elsewhere). The choice is made when a function is traced, so wrap
-    the first call of a jitted function."""
-    previous = _algorithm[0]
-    _algorithm[0] = check_algorithm(name)
-    try:
-        yield
-    finally:
-        _algorithm[0] = previous
 
 
 # "auto" takes Winograd where it paid on a 2-core AVX-512 CPU at 64 px x 16 (forward / gradient,
@@ -183,11 +171,12 @@ def conv_algorithm(name: str):
 MIN_CHANNEL_PRODUCT = 128 * 256
 
 
-def use_winograd(dtype, in_channels: int, out_channels: int) -> bool:
-    """Whether a traced, eligible layer with inputs of ``dtype`` takes :func:`conv3x3` now."""
-    if _algorithm[0] == "direct":
+def use_winograd(algorithm: str, dtype, in_channels: int, out_channels: int) -> bool:
+    """Whether an eligible layer set to ``algorithm`` (one of :data:`ALGORITHMS`), traced with
+    inputs of ``dtype``, takes :func:`conv3x3`."""
+    if check_algorithm(algorithm) == "direct":
         return False
-    if _algorithm[0] == "winograd":
+    if algorithm == "winograd":
         return True
     return (jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
             and in_channels * out_channels >= MIN_CHANNEL_PRODUCT)

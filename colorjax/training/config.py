@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.width = 1.0  # channel multiplier (1.0: the paper's widths)
     c.model.activation = config_dict.placeholder(str)  # relu | leaky_relu | prelu | elu | rrelu; None: the paper's
     c.model.batch_norm = True
+    c.model.conv_algorithm = "auto"  # auto | direct | winograd: what 3 x 3 layers run (colorjax.models.winograd)
     c.model.options = ml_collections.ConfigDict()  # backbone-specific build_model keyword options
 
     c.bins = ml_collections.ConfigDict()
@@ -127,7 +128,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.grid_images = 8  # images in each validation grid PNG
     c.train.compute_dtype = "float32"  # float32 | bfloat16: convolutions in bfloat16, float32 master state
     c.train.remat = "none"  # none | blocks: keep only block outputs for the backward pass (less memory)
-    c.train.conv_algorithm = "auto"  # auto | direct | winograd: 3 x 3 layers (colorjax.models.winograd)
     c.train.progress_bar = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
     return c
@@ -185,6 +185,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
 _CHOICES = {
     "method": METHODS,
     "model.head": ("regression", "classification", None),
+    "model.conv_algorithm": ALGORITHMS,
     "bins.kind": ("zhang", "grid"),
     "loss.pixel": ("l1", "l2", "huber"),
     "loss.gan": ("bce", "lsgan"),
@@ -192,7 +193,6 @@ _CHOICES = {
     "optim.schedule": ("constant", "warmup_cosine", "step", "linear_decay"),
     "train.best_mode": ("min", "max"),
     "train.compute_dtype": ("float32", "bfloat16"),
-    "train.conv_algorithm": ALGORITHMS,
     "train.remat": ("none", "blocks"),
     "hints.placement": PLACEMENTS,
 }

@@ -58,7 +58,7 @@ def model_config_of(config: ml_collections.ConfigDict, centres=None) -> dict:
     ``centres`` None for a classification head means the model's default bins (Zhang's 313)."""
     m, head = config.model, config_lib.model_head(config)
     model_config = {"backbone": m.backbone, "head": head, "width": m.width, "activation": m.activation,
-                    "batch_norm": m.batch_norm, **m.options.to_dict()}
+                    "batch_norm": m.batch_norm, "conv_algorithm": m.conv_algorithm, **m.options.to_dict()}
     if head == "classification" and centres is not None:
         model_config["centres"] = np.asarray(centres, np.float32).tolist()
     # What colorize and evaluate use when not told otherwise: the size the model was trained at and
@@ -88,7 +88,8 @@ def discriminator_factory(config: ml_collections.ConfigDict):
     from colorjax.models import PatchDiscriminator
 
     d = config.discriminator
-    return lambda: PatchDiscriminator(n_layers=d.n_layers, width=d.width, rngs=module_rngs(config.seed + 3))
+    return lambda: PatchDiscriminator(n_layers=d.n_layers, width=d.width, conv_algorithm=config.model.conv_algorithm,
+                                      rngs=module_rngs(config.seed + 3))
 
 
 def check_model(model_fn, crop_size: int, batch_size: int = 1):
@@ -129,7 +130,9 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
     """The run's :class:`~colorjax.training.steps.Objective` from the config, its bins and its prior."""
     head, loss = config_lib.model_head(config), config.loss
     rebalance = head == "classification" and config.prior.rebalance
-    vgg = checkpointing.vgg16_feature_fn(loss.vgg_checkpoint, loss.vgg_layers) if loss.perceptual_weight > 0 else None
+    vgg = None
+    if loss.perceptual_weight > 0:
+        vgg = checkpointing.vgg16_feature_fn(loss.vgg_checkpoint, loss.vgg_layers, config.model.conv_algorithm)
     return steps.Objective(
         head=head, output_stride=output_stride, pixel=loss.pixel, huber_delta=loss.huber_delta,
         centres=None if centres is None else np.asarray(centres, np.float32),
