@@ -349,7 +349,6 @@ def load_vgg16(directory) -> VGG16Features:
         raise WrongCheckpointKindError(f"{checkpoint_folder(directory)}: {error}") from None
 
 
-
 def vgg16_feature_fn(directory, layers, conv_algorithm: str = "auto"):
     """``rgb [B, H, W, 3] -> [feature maps of layers]`` from ``colorjax convert vgg16``'s checkpoint
     (the perceptual loss's features), its 3 x 3 layers run by ``conv_algorithm``; a clear error
@@ -367,6 +366,7 @@ def vgg16_feature_fn(directory, layers, conv_algorithm: str = "auto"):
         raise ValueError(f"{directory}: the VGG16 checkpoint holds layers {list(features.layers)}, not {missing}")
     names = tuple(layers)
     return lambda rgb: [features(rgb)[name] for name in names]
+
 
 def load_prior(directory, step: int | None = None):
     """The colour prior saved with a checkpoint (a ``save_model`` directory or a training workdir)."""

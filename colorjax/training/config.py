@@ -23,6 +23,7 @@ from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
 from colorjax.training.simulated_hints import GEOMETRIC_P, PLACEMENTS
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
+GAN_METHODS = ("pix2pix", "nogan")  # the methods that train a PatchGAN discriminator beside the generator
 # The head each method trains: Q-bin logits for Zhang et al.'s classification, ab for the others.
 HEAD_OF_METHOD = {"regression": "regression", "classification": "classification", "pix2pix": "regression",
                   "nogan": "regression"}

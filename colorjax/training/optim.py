@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from colorjax.training.config import GAN_METHODS
+
 # pix2pix (Isola et al. 2017): Adam betas (0.5, 0.999) for both networks.
 PIX2PIX_BETAS = (0.5, 0.999)
 # DeOldify's NoGAN (Antic 2019): in the GAN phase the critic learns at 5 x the generator's rate.
@@ -106,5 +108,5 @@ def optimizers(config: ml_collections.ConfigDict, num_steps: int):
         d_optim = ml_collections.ConfigDict(config.optim.to_dict())
         d_optim.learning_rate = config.discriminator.learning_rate
         d_schedule = learning_rate_schedule(d_optim, num_steps)
-    d_tx = discriminator_optimizer(d_schedule) if config.method in ("pix2pix", "nogan") else None
+    d_tx = discriminator_optimizer(d_schedule) if config.method in GAN_METHODS else None
     return make_optimizer(config.optim, schedule), schedule, d_tx

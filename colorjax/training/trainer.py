@@ -40,11 +40,11 @@ from colorjax import checkpointing, metrics
 from colorjax.data import NoUsableImagesError, make_loader
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
-from colorjax.training import memory, optim, parallel, priors, steps, workdir as workdir_lib
+from colorjax.training import memory, optim, parallel, priors, steps
 from colorjax.training import state as state_lib
+from colorjax.training import workdir as workdir_lib
+from colorjax.training.config import GAN_METHODS
 from colorjax.training.simulated_hints import HintSampling
-
-GAN_METHODS = ("pix2pix", "nogan")
 
 
 class NonFiniteLossError(RuntimeError):

@@ -16,6 +16,8 @@ import math
 import os
 from pathlib import Path
 
+import jax
+
 METRICS_FILE = "metrics.jsonl"
 CORRUPT_DIR = "corrupt_checkpoints"  # checkpoints that failed to restore or check, set aside by --resume
 DIVERGED_DIR = "diverged"  # checkpoints saved from parameters that then gave a non-finite loss
@@ -94,8 +96,6 @@ def truncate_metrics(workdir: Path, step: int) -> int:
 def set_aside(manager, step: int, workdir: Path, folder: str) -> Path:
     """Move checkpoint ``step`` out of the manager's reach to ``workdir/folder/step`` (``step.N``
     when that exists); the caller reloads the manager."""
-    import jax
-
     target = Path(workdir) / folder / str(step)
     n = 1
     while target.exists():
