@@ -50,7 +50,7 @@ def test_a_prior_correction_override_of_0_replaces_the_saved_one(tmp_path):
     plain = _colorize(photo, tmp_path / "plain", tmp_path / "a")
     saved = _colorize(photo, tmp_path / "corrected", tmp_path / "b")
     undone = _colorize(photo, tmp_path / "corrected", tmp_path / "c", "--prior-correction", "0")
-    assert np.abs(saved.astype(int) - plain).max() > 5  # the saved 0.5 changes the colours
+    assert np.abs(saved.astype(int) - plain).max() >= 3  # the saved 0.5 changes the colours
     np.testing.assert_array_equal(undone, plain)  # ... and an override to 0 undoes it exactly
     redone = _colorize(photo, tmp_path / "plain", tmp_path / "d", "--prior-correction", "0.5")
     np.testing.assert_array_equal(redone, saved)  # an override sets it on a checkpoint saved without
