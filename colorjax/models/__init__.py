@@ -20,7 +20,7 @@ from colorjax.models.eccv16 import ECCV16
 from colorjax.models import winograd
 from colorjax.models.heads import HEADS, BinCentres, ClassificationHead, RegressionHead, ReleaseProjection
 from colorjax.models.layers import set_conv_algorithm
-from colorjax.models.model import ColorizationModel, colorize_lab
+from colorjax.models.model import ColorizationModel
 from colorjax.models.patchnet import PatchNet
 from colorjax.models.pix2pix import Pix2PixGenerator, PatchDiscriminator, receptive_field
 from colorjax.models.siggraph17 import SIGGRAPH17
@@ -105,5 +105,5 @@ __all__ = [
     "ACTIVATIONS", "BACKBONES", "HEADS", "Activation", "BinCentres", "ClassificationHead",
     "ColorizationModel", "ECCV16", "PatchDiscriminator", "PatchNet", "Pix2PixGenerator",
     "RegressionHead", "ReleaseProjection", "SIGGRAPH17", "UNet", "VGG16Features",
-    "build_model", "colorize_lab", "receptive_field",
+    "build_model", "receptive_field",
 ]
