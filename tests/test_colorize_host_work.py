@@ -84,7 +84,7 @@ def test_photos_of_new_sizes_compile_nothing(tmp_path):
 
 def test_linear_rgb_gamut_test_equals_the_srgb_one():
     from colorjax import color
-    from colorjax.inference.colorize import _inside_gamut
+    from colorjax.inference.pixels import _inside_gamut
 
     rng = np.random.default_rng(3)
     lab = np.stack([rng.uniform(0, 100, 200_000), rng.uniform(-110, 110, 200_000), rng.uniform(-110, 110, 200_000)], -1)

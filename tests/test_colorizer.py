@@ -54,3 +54,58 @@ def test_a_prior_correction_override_of_0_replaces_the_saved_one(tmp_path):
     np.testing.assert_array_equal(undone, plain)  # ... and an override to 0 undoes it exactly
     redone = _colorize(photo, tmp_path / "plain", tmp_path / "d", "--prior-correction", "0.5")
     np.testing.assert_array_equal(redone, saved)  # an override sets it on a checkpoint saved without
+
+
+def test_colorize_evaluate_and_the_demo_agree_within_one_level(tmp_path):
+    """One checkpoint (run at its saved 32 px, with a saved rebalancing correction) and one 64 px
+    photo: the file ``colorjax colorize`` writes, the prediction ``colorjax evaluate`` scores (its
+    grid's prediction tile, and its ab against the file's) and the demo's image are the same to
+    within one 8-bit level."""
+    import io
+
+    import skimage.color
+
+    from colorjax.data import make_loader
+    from colorjax.demo.engine import DemoEngine
+    from colorjax.evaluation.commands import evaluate_to_file
+
+    saved = {**MODEL_CONFIG, "inference": {"size": SIZE, "temperature": 0.3, "prior_correction": 0.5}}
+    save_model(tmp_path / "ckpt", build_model(**MODEL_CONFIG, rngs=nnx.Rngs(2)), saved, prior=_skewed_prior())
+    crop = 2 * SIZE
+    photo = np.asarray(next(iter(make_loader("embedded", "test", crop_size=crop, batch_size=1, train=False,
+                                             drop_gray=True, num_epochs=1)))["rgb"][0])
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+
+    parser = argparse.ArgumentParser()
+    commands.add_arguments(parser)
+    assert commands.run(parser.parse_args([str(tmp_path / "photo.png"), "--checkpoint", str(tmp_path / "ckpt"),
+                                           "--out", str(tmp_path / "out"), "--no-progress"])) == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "photo.png")).astype(int)
+
+    record = evaluate_to_file(checkpoint=tmp_path / "ckpt", data="embedded", split="test", out=tmp_path / "eval",
+                              size=crop, batch_size=1, max_images=1)
+    assert (record["model_size"], record["temperature"], record["prior_correction"]) == (SIZE, 0.3, 0.5)
+    grid = np.asarray(Image.open(tmp_path / "eval_grid.png"))
+    pad = 2  # image_grid's spacing: row 0 is gray | prediction | truth
+    np.testing.assert_array_equal(grid[pad : pad + crop, 3 * pad + 2 * crop : 3 * pad + 3 * crop], photo)
+    evaluated = grid[pad : pad + crop, 2 * pad + crop : 2 * pad + 2 * crop].astype(int)
+
+    demo = DemoEngine.from_checkpoint(tmp_path / "ckpt")
+    shown = demo.colorize((tmp_path / "photo.png").read_bytes(), "photo.png", temperature=0.3)
+    shown = np.asarray(Image.open(io.BytesIO(shown.colorized_png))).astype(int)
+
+    assert np.abs(written - np.asarray(photo)[..., :1]).max() > 10  # colour was added: not a trivial match
+    assert np.abs(evaluated - written).max() <= 1
+    assert np.abs(shown - written).max() <= 1
+    # the ab evaluate scores is the file's ab (up to 8-bit rounding and the gamut fitting of the file)
+    from colorjax.evaluation.evaluate import model_predictor
+    from colorjax.inference import Colorizer
+
+    colorizer = Colorizer.from_checkpoint(tmp_path / "ckpt", default_size=crop)
+    lab = skimage.color.rgb2lab(photo)
+    ab = model_predictor(colorizer)(lab[None].astype(np.float32))[0]
+    from colorjax import color
+
+    inside = ~np.asarray(color.out_of_gamut(np.concatenate([lab[..., :1], ab], -1)))
+    file_ab = skimage.color.rgb2lab(written.astype(np.uint8))[..., 1:]
+    assert inside.mean() > 0.5 and np.abs(file_ab[inside] - ab[inside]).max() < 2.0

@@ -181,7 +181,7 @@ def test_resize_linear_matches_jax_image_resize(shape):
     """The NumPy resize of the inference path equals jax.image.resize(linear, antialias=True)."""
     import jax
 
-    from colorjax.inference.colorize import resize_linear
+    from colorjax.inference.host_work import resize_linear
 
     H, W, h, w = shape
     x = np.random.default_rng(0).normal(size=(H, W, 2)).astype(np.float32)

@@ -36,7 +36,7 @@ class ColorizationModel(nnx.Module):
     @property
     def takes_hints(self) -> bool:
         """Whether the backbone takes user hints (ab and mask) beside L."""
-        return bool(getattr(self.backbone, "takes_hints", False))
+        return self.backbone.takes_hints
 
     @property
     def border(self) -> int:
@@ -74,8 +74,6 @@ class ColorizationModel(nnx.Module):
         SIGGRAPH17's ``model_class`` branch (its auxiliary loss); None for other backbones."""
         self.check_input(L)
         self.check_hints(L, hints)
-        if not hasattr(self.backbone, "outputs"):
-            return self(L, hints), None
         out, logits = self.backbone.outputs(L, hints)
         return self.head(out), (logits if self.head_kind == "regression" else None)
 
