@@ -109,3 +109,18 @@ def test_colorize_evaluate_and_the_demo_agree_within_one_level(tmp_path):
     inside = ~np.asarray(color.out_of_gamut(np.concatenate([lab[..., :1], ab], -1)))
     file_ab = skimage.color.rgb2lab(written.astype(np.uint8))[..., 1:]
     assert inside.mean() > 0.5 and np.abs(file_ab[inside] - ab[inside]).max() < 2.0
+
+
+def test_colorize_frames_takes_rgb_or_lightness_and_equals_colorize_arrays():
+    """The video path: a batch of frames (uint8 RGB, or their L) gives the pixels colorize_arrays gives."""
+    from colorjax.inference import Colorizer
+    from colorjax.inference.pixels import lightness
+
+    colorizer = Colorizer(build_model(**MODEL_CONFIG, rngs=nnx.Rngs(0)), size=SIZE, batch_size=2)
+    frames = np.stack([smooth_photo(36, 52, seed) for seed in range(3)])  # 3 frames: batches of 2, then 1 padded
+    from_rgb = colorizer.colorize_frames(frames)
+    assert from_rgb.shape == frames.shape and from_rgb.dtype == np.uint8
+    np.testing.assert_array_equal(from_rgb, np.stack(colorizer.colorize_arrays(list(frames))))
+    np.testing.assert_array_equal(colorizer.colorize_frames(np.stack([lightness(f) for f in frames])), from_rgb)
+    with pytest.raises(ValueError, match=r"frames must be uint8 RGB \[N, H, W, 3\] or L \[N, H, W, 1\]"):
+        colorizer.colorize_frames(frames[0])

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from colorjax.inference.colorize import OUTPUT_FORMATS
-from colorjax.inference.colorizer import DEFAULT_SIZE, DEFAULT_TEMPERATURE
+from colorjax.inference.colorizer import DEFAULT_BATCH, DEFAULT_SIZE, DEFAULT_TEMPERATURE
 
 
 def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=None,
                         help=f"the side the model sees; default: the size it was trained at (saved in the checkpoint), "
                              f"else the paper's {DEFAULT_SIZE}")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per device call")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per device call")
     parser.add_argument("--prior-correction", type=float, default=None,
                         help="Q-bin models: decode p / w**S, undoing S of the class rebalancing (0: as trained; "
                              "default: the checkpoint's)")
