@@ -15,11 +15,11 @@ from colorjax.decode import annealed_mean
 _LAZY = {
     "ColourPrior": "colorjax.prior",
     "build_model": "colorjax.models",
-    "colorize_lab": "colorjax.models",
     "save_model": "colorjax.checkpointing",
     "load_model": "colorjax.checkpointing",
     "colorize_files": "colorjax.inference",
     "colorize_arrays": "colorjax.inference",
+    "Colorizer": "colorjax.inference",
     "Hint": "colorjax.hints",
     "load_hints": "colorjax.hints",
     "make_loader": "colorjax.data",

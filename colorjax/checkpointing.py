@@ -266,13 +266,15 @@ Builder = Callable[[dict, nnx.Rngs], nnx.Module]
 
 
 def checkpoint_folder(directory) -> epath.Path:
-    """The folder holding a checkpoint's steps: ``directory`` itself, or a training workdir's
-    ``checkpoints`` sub-folder; a clear error when ``directory`` does not exist."""
+    """The folder holding a checkpoint's steps, by the one rule every command uses: ``directory``
+    itself, or a training workdir's ``checkpoints`` sub-folder (when ``directory`` holds that folder
+    and no step folder of its own); a clear error when ``directory`` does not exist."""
     directory = epath.Path(directory).absolute()
     if not directory.exists():
         raise FileNotFoundError(f"{directory}: checkpoint directory does not exist")
-    if (directory / TRAINING_SUBDIR).is_dir():  # a training workdir: its checkpoints live below
-        directory = directory / TRAINING_SUBDIR
+    inner = directory / TRAINING_SUBDIR
+    if inner.is_dir() and not any(p.name.isdigit() for p in directory.iterdir()):
+        return inner
     return directory
 
 
@@ -317,16 +319,12 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
     its ``checkpoints`` directory.
 
     ``step`` defaults to the latest saved step; the arrays land on ``sharding`` (default: the first
-    local device). The model comes back in evaluation mode, decoding as its checkpoint says.
+    local device). The model comes back in evaluation mode. No decoding setting is applied: the
+    checkpoint's saved ones (:func:`inference_defaults`) are settled, with a user's overrides, by
+    :class:`colorjax.inference.Colorizer`.
     """
     model, model_config, prior, _ = restore_module(directory, build_model_from_config, step, sharding=sharding)
     model.eval()
-    defaults = inference_defaults(model_config)
-    if defaults["decoding"] == "release" and getattr(model.head, "release_projection", None) is not None:
-        model.head.release_decoding = True  # a converted release decodes as the release does
-    correction = defaults["prior_correction"]
-    if correction and prior is not None and model.head_kind == "classification":
-        model.head.correct_for_rebalancing(prior.weights, correction)  # the decoding training chose
     return model, model_config, prior
 
 
@@ -370,9 +368,7 @@ def vgg16_feature_fn(directory, layers, conv_algorithm: str = "auto"):
 
 def load_prior(directory, step: int | None = None):
     """The colour prior saved with a checkpoint (a ``save_model`` directory or a training workdir)."""
-    directory = epath.Path(directory).absolute()
-    if (directory / TRAINING_SUBDIR).is_dir():
-        directory = directory / TRAINING_SUBDIR
+    directory = checkpoint_folder(directory)
     with checkpoint_manager(directory, read_only=True) as manager:
         prior = restore_prior(manager, resolve_step(manager, directory, step))
     if prior is None:

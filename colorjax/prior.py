@@ -228,13 +228,3 @@ jax.tree_util.register_dataclass(
     data_fields=["centres", "counts", "probs", "weights", "lightness_sums"],
     meta_fields=["smoothing_sigma", "lam", "num_images"],
 )
-
-
-def per_pixel_weights(ab: jnp.ndarray, prior: ColourPrior) -> jnp.ndarray:
-    """The rebalancing weight at each ground-truth ab value's nearest bin, float32 ``[...]``."""
-    return jnp.asarray(prior.weights, jnp.float32)[nearest_bin(ab, prior.centres)]
-
-
-def zero_gray_images(pixel_weights: jnp.ndarray, colourful: jnp.ndarray) -> jnp.ndarray:
-    """Zhang's training code: weights ``[B, H, W]`` set to 0 in images whose ``colourful[B]`` is False."""
-    return pixel_weights * jnp.asarray(colourful, pixel_weights.dtype)[:, None, None]

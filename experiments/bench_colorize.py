@@ -41,10 +41,9 @@ import numpy as np
 from flax import nnx
 
 from colorjax import cli
-from colorjax.checkpointing import load_model, save_model
-from colorjax.inference.colorize import predict_ab_batch
+from colorjax.checkpointing import save_model
+from colorjax.inference import Colorizer
 from colorjax.models import build_model
-from colorjax.models.layers import for_inference
 from experiments.scales import SAMPLES
 
 CONFIGS = {"small": {"size": 64, "width": 0.25}, "full": {"size": 256, "width": 1.0}}
@@ -80,15 +79,15 @@ def bench(name: str, photos: list[pathlib.Path], args, compiled: list[str]) -> d
         command = lambda inputs, out: ["colorize", str(inputs), "--out", str(out), *options]  # noqa: E731
         assert cli.main(command(warm, scratch / "out_warm")) == 0  # compile everything once
 
-        model = for_inference(load_model(checkpoint)[0])
+        colorizer = Colorizer.from_checkpoint(checkpoint, size=size, temperature=TEMPERATURE, batch_size=args.batch_size)
         L = jnp.asarray(np.random.default_rng(0).uniform(0, 100, (args.batch_size, size, size, 1)), jnp.float32)
-        np.asarray(predict_ab_batch(model, L, TEMPERATURE))
+        np.asarray(colorizer.predict_ab(L))
         batches = -(-len(timed_photos) // args.batch_size)
 
         def model_only() -> tuple[float, float]:
             started, cpu = time.perf_counter(), time.process_time()
             for _ in range(batches):
-                np.asarray(predict_ab_batch(model, L, TEMPERATURE))  # to the host, as colorize needs it
+                np.asarray(colorizer.predict_ab(L))  # to the host, as colorize needs it
             images = batches * args.batch_size
             return images / (time.perf_counter() - started), 1e3 * (time.process_time() - cpu) / images
 

@@ -26,7 +26,6 @@ REFERENCE_ROW = "classification_rebalanced"
 
 def per_image_sums(workdir: Path, row: str, batches, prior) -> dict:
     """Each test image's metric sums for ``row`` (a baseline or the row's checkpoint)."""
-    from colorjax.checkpointing import load_model
     from colorjax.evaluation import bootstrap
     from colorjax.evaluation.baselines import baseline_predictor
     from colorjax.evaluation.evaluate import model_predictor
@@ -35,8 +34,12 @@ def per_image_sums(workdir: Path, row: str, batches, prior) -> dict:
     if isinstance(entry, str):
         predictor = baseline_predictor(entry, prior=prior)
     else:
-        model, _, _ = load_model(workdir / row / "checkpoints")
-        predictor = model_predictor(model, load_row_config(entry[0], "tiny").bins.temperature)
+        from colorjax.inference import Colorizer
+
+        # the row config's temperature; the net sees the test crops as they are
+        colorizer = Colorizer.from_checkpoint(workdir / row, size=batches[0].shape[1],
+                                              temperature=load_row_config(entry[0], "tiny").bins.temperature)
+        predictor = model_predictor(colorizer)
     return bootstrap.per_image_sums(predictor, batches, prior)
 
 

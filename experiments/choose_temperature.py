@@ -45,17 +45,17 @@ def main(argv=None) -> int:
                         help="among (S, T) within the raw margin, prefer the best rebalanced AuC at least this colourful")
     parser.add_argument("--out", type=Path, default=None, help="write the table and choice as JSON here")
     args = parser.parse_args(argv)
-    from colorjax.checkpointing import inference_defaults, load_model
     from colorjax.data import make_loader
     from colorjax.evaluation.baselines import baseline_predictor
     from colorjax.evaluation.evaluate import evaluate, model_predictor
-    from colorjax.inference.colorize import checkpoint_directory
+    from colorjax.inference import Colorizer
 
-    from colorjax.inference.commands import apply_prior_correction
+    def colorizer_with(strength):  # the checkpoint's size (else --size) and, for None, its saved correction
+        return Colorizer.from_checkpoint(args.checkpoint, prior_correction=strength, default_size=args.size)
 
-    model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
     strengths = [None] if args.prior_correction is None else [float(x) for x in str(args.prior_correction).split(",")]
-    model_size = inference_defaults(model_config)["size"] or args.size
+    colorizer = colorizer_with(strengths[0])
+    prior, model_size = colorizer.prior, colorizer.size
     batches = [{"rgb": np.asarray(b["rgb"])} for b in make_loader(
         args.data, args.split, crop_size=args.size, batch_size=16, train=False, data_dir=args.data_dir,
         drop_gray=True, num_epochs=1)]
@@ -63,9 +63,10 @@ def main(argv=None) -> int:
     baseline = evaluate(baseline_predictor("lightness", prior=prior), batches, prior=prior)[0]
     rows = {}
     for strength in strengths:
-        s = apply_prior_correction(model, model_config, prior, strength)
+        colorizer = colorizer_with(strength)
+        s = colorizer.prior_correction
         for t in TEMPERATURES:
-            rows[(s, t)] = evaluate(model_predictor(model, t, model_size=model_size), batches, prior=prior)[0]
+            rows[(s, t)] = evaluate(model_predictor(colorizer, t), batches, prior=prior)[0]
     print(f"{int(baseline['num_images'])} photos of {args.data}:{args.split} at {args.size} px (model at {model_size} px)")
     print("| S | T | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
     print("| lightness | | " + " | ".join(f"{baseline[k]:.2f}" for k in keys) + " |")

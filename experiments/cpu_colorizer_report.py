@@ -35,19 +35,19 @@ MAX_RAW_DEFICIT, MIN_REBALANCED_LEAD, MIN_COLOURFULNESS, MIN_LEAD_IN_SE = 0.5, 3
 GRID_IMAGES = 8
 
 
-def score_set(model, model_config, prior, name, data, split, size, *, data_dir, out: Path, temperature) -> dict:
-    from colorjax.checkpointing import inference_defaults
+def score_set(colorizer, name, data, split, size, *, data_dir, out: Path) -> dict:
+    """The set's metrics, bootstrap and pictures; ``colorizer`` runs at the checkpoint's size, else ``size``."""
     from colorjax.data import make_loader
     from colorjax.evaluation import bootstrap
     from colorjax.evaluation.baselines import baseline_predictor
     from colorjax.evaluation.evaluate import evaluate, model_predictor
     from colorjax.evaluation.temperature_sweep import labelled_grid, sweep_rows
 
-    model_size = inference_defaults(model_config)["size"] or size
+    model_size, temperature, prior = colorizer.size, colorizer.temperature, colorizer.prior
     loader = make_loader(data, split, crop_size=size, batch_size=32, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
     batches = [np.asarray(b["rgb"]) for b in loader]
-    predictors = {"model": model_predictor(model, temperature, model_size=model_size),
+    predictors = {"model": model_predictor(colorizer),
                   "lightness": baseline_predictor("lightness", prior=prior), "gray": baseline_predictor("gray")}
     from colorjax.metrics import summarise
 
@@ -74,7 +74,7 @@ def score_set(model, model_config, prior, name, data, split, size, *, data_dir, 
     from PIL import Image
 
     Image.fromarray(labelled_grid(picture, ["gray", "lightness", "model", "truth"])).save(grid_path)
-    sweep, sweep_metrics = sweep_rows(model, batches[0][:6], prior=prior, model_size=model_size)
+    sweep, sweep_metrics = sweep_rows(colorizer, batches[0][:6], prior=prior)
     from colorjax.evaluation.paper_numbers import SWEEP_TEMPERATURES
 
     Image.fromarray(labelled_grid(sweep, ["gray", *(f"T={t:g}" for t in SWEEP_TEMPERATURES), "truth"])).save(
@@ -86,7 +86,7 @@ def score_set(model, model_config, prior, name, data, split, size, *, data_dir, 
                                   for t, mt in sweep_metrics.items()}}
 
 
-def package_photo_pictures(model, prior, temperature, model_size, out: Path, side: int = 224) -> list[Path]:
+def package_photo_pictures(colorizer, out: Path, side: int = 224) -> list[Path]:
     """Pictures safe to publish: the photos scikit-image and scikit-learn ship (never trained on),
     centre-cropped to ``side`` px: ``photos_grid.png`` (gray | lightness | model | truth) and
     ``photos_temperature.png`` (the model at each sweep temperature)."""
@@ -97,8 +97,8 @@ def package_photo_pictures(model, prior, temperature, model_size, out: Path, sid
     from colorjax.evaluation.baselines import lightness_predictor
     from colorjax.evaluation.paper_numbers import SWEEP_TEMPERATURES
     from colorjax.evaluation.temperature_sweep import labelled_grid
-    from colorjax.inference.colorize import colorize_arrays
 
+    prior, temperature = colorizer.prior, colorizer.temperature
     def square(rgb):
         h, w = rgb.shape[:2]
         scale = side / min(h, w)
@@ -112,12 +112,11 @@ def package_photo_pictures(model, prior, temperature, model_size, out: Path, sid
     gray = to_uint8(color.lab_to_rgb(lab.at[..., 1:].set(0.0)))
     looked_up = lightness_predictor(prior.mean_ab_by_lightness)(lab)
     lightness = to_uint8(color.lab_to_rgb(lab.at[..., 1:].set(looked_up)))
-    ours = colorize_arrays(model, photos, size=model_size, temperature=temperature, batch_size=len(photos))
+    ours = colorizer.colorize_arrays(photos)
     grid = [[g, lt, md, truth] for g, lt, md, truth in zip(gray, lightness, ours, photos)]
     paths = [out / "photos_grid.png", out / "photos_temperature.png"]
     Image.fromarray(labelled_grid(grid, ["gray", "lightness", f"model (T={temperature:g})", "truth"])).save(paths[0])
-    sweep = [colorize_arrays(model, photos, size=model_size, temperature=t, batch_size=len(photos))
-             for t in SWEEP_TEMPERATURES]
+    sweep = [colorizer.colorize_arrays(photos, temperature=t) for t in SWEEP_TEMPERATURES]
     rows = [[gray[i], *(s[i] for s in sweep), photos[i]] for i in range(len(photos))]
     Image.fromarray(labelled_grid(rows, ["gray", *(f"T={t:g}" for t in SWEEP_TEMPERATURES), "truth"])).save(paths[1])
     return paths
@@ -153,16 +152,16 @@ def main(argv=None) -> int:
     parser.add_argument("--prior-correction", type=float, default=None, help="default: the checkpoint's")
     parser.add_argument("--sets", default=None, help=f"comma-separated subset of {[s[0] for s in SETS]}")
     args = parser.parse_args(argv)
-    from colorjax.checkpointing import load_model
-    from colorjax.inference.colorize import checkpoint_directory
-    from colorjax.inference.commands import apply_prior_correction, resolve_inference_options
+    from colorjax.inference import Colorizer
 
-    model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
-    if prior is None or prior.lightness_sums is None:
+    def colorizer_at(size):  # the checkpoint's own size, else ``size``
+        return Colorizer.from_checkpoint(args.checkpoint, temperature=args.temperature,
+                                         prior_correction=args.prior_correction, batch_size=32, default_size=size)
+
+    colorizer = colorizer_at(256)
+    if colorizer.prior is None or colorizer.prior.lightness_sums is None:
         raise SystemExit(f"{args.checkpoint}: needs a checkpoint whose colour prior has the lightness table")
-    _, temperature = resolve_inference_options(model_config, None, args.temperature)
-    correction = apply_prior_correction(model, model_config, prior, args.prior_correction)
-    print(f"decoding at T = {temperature:g}, rebalancing correction {correction:g}")
+    print(f"decoding at T = {colorizer.temperature:g}, rebalancing correction {colorizer.prior_correction:g}")
     args.out.mkdir(parents=True, exist_ok=True)
     wanted = None if args.sets is None else set(args.sets.split(","))
     results = []
@@ -172,12 +171,9 @@ def main(argv=None) -> int:
         if not Path(data).is_dir():
             print(f"{name}: {data} not found, skipped", file=sys.stderr)
             continue
-        results.append(score_set(model, model_config, prior, name, data, split, size, data_dir=args.data_dir,
-                                 out=args.out, temperature=temperature))
+        results.append(score_set(colorizer_at(size), name, data, split, size, data_dir=args.data_dir, out=args.out))
         print(markdown(results[-1:], args.checkpoint), flush=True)
-    from colorjax.checkpointing import inference_defaults
-
-    package_photo_pictures(model, prior, temperature, inference_defaults(model_config)["size"] or 256, args.out)
+    package_photo_pictures(colorizer, args.out)
     (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "report.md").write_text(markdown(results, args.checkpoint))
     return 0 if results and all(all(r["checks"].values()) for r in results) else 1

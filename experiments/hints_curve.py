@@ -54,7 +54,6 @@ from colorjax import metrics
 from colorjax.bins import zhang_bins
 from colorjax.checkpointing import build_model_from_config, load_model
 from colorjax.data import make_loader
-from colorjax.inference.colorize import checkpoint_directory
 from colorjax.prior import ColourPrior, count_bins_over
 from colorjax.training.simulated_hints import HintSampling, draw_hint_points
 from colorjax.training.steps import lab_batch
@@ -188,7 +187,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    trained, model_config, _ = load_model(checkpoint_directory(args.checkpoint))
+    trained, model_config, _ = load_model(args.checkpoint)
     control = build_model_from_config(model_config, nnx.Rngs(1))
     control.eval()
     rgb = photos(args.spec, args.data_dir, args.split, args.size, args.images)

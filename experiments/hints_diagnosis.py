@@ -21,7 +21,6 @@ import numpy as np
 from flax import nnx
 
 from colorjax.checkpointing import load_model
-from colorjax.inference.colorize import checkpoint_directory
 from colorjax.models.siggraph17 import siggraph17_bins
 from colorjax.training import losses
 from colorjax.training.simulated_hints import GEOMETRIC_P, HintSampling, simulate_hints
@@ -63,7 +62,7 @@ def main() -> None:
 
     print("geometric hint counts, p = 1/8: P(n >= k) = (7/8)^k:",
           ", ".join(f"k={k}: {(1 - GEOMETRIC_P) ** k:.4f}" for k in (1, 2, 5, 10, 20, 50)))
-    model, _, _ = load_model(checkpoint_directory(args.checkpoint))
+    model, _, _ = load_model(args.checkpoint)
     model.train()
     rgb = photos(args.spec, args.data_dir, "train", args.size, args.images)
     L, ab, colourful = lab_batch(jnp.asarray(rgb))

@@ -21,12 +21,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-from colorjax import colorize_arrays
-from colorjax.checkpointing import load_model
+from colorjax.inference import Colorizer
 from colorjax.color import rgb_uint8_to_lab
 from colorjax.data import load_image
 from colorjax.hints import Hint
-from colorjax.inference.colorize import checkpoint_directory
 
 COUNTS = (0, 3, 10)
 PANEL = 256  # panel height, px
@@ -88,11 +86,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    model, _, _ = load_model(checkpoint_directory(args.checkpoint))
     rgb = load_photo(args.photo)
     all_hints = photo_hints(rgb, max(COUNTS))
     sets = [all_hints[:n] for n in COUNTS]
-    outputs = colorize_arrays(model, [rgb] * len(COUNTS), size=args.size, hints=sets)
+    outputs = Colorizer.from_checkpoint(args.checkpoint, size=args.size).colorize_arrays([rgb] * len(COUNTS), hints=sets)
     gray = np.repeat(np.asarray(rgb_uint8_to_lab(rgb))[..., :1] * 2.55, 3, -1).clip(0, 255).astype(np.uint8)
     panels = [panel(gray, [], "gray input")]
     panels += [panel(out, h, f"{n} hints") for out, h, n in zip(outputs, sets, COUNTS)]

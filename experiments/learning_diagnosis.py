@@ -127,12 +127,11 @@ def probe(args) -> int:
     from colorjax.bins import nearest_bin, soft_encode
     from colorjax.checkpointing import load_model
     from colorjax.data import make_loader
-    from colorjax.inference.colorize import checkpoint_directory
     from colorjax.training.commands import load_config_file
     from colorjax.training.steps import lab_batch
 
     config = load_config_file(str(CONFIG))
-    model, model_config, prior = load_model(checkpoint_directory(args.checkpoint))
+    model, model_config, prior = load_model(args.checkpoint)
     centres = jnp.asarray(prior.centres)
     weights = jnp.asarray(prior.weights, jnp.float32)
     stride = model.backbone.output_stride

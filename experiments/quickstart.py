@@ -58,8 +58,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from colorjax.data.embedded import embedded_split
     from colorjax.evaluation.commands import evaluate_to_file
-    from colorjax.inference.colorize import colorize_arrays, save_image
-    from colorjax.checkpointing import load_model
+    from colorjax.inference import Colorizer
+    from colorjax.inference.colorize import save_image
     from colorjax.training import train
 
     start = time.perf_counter()
@@ -69,9 +69,9 @@ def main(argv=None) -> int:
     summary = train(config, args.workdir, resume=(args.workdir / "checkpoints").is_dir())
     trained = time.perf_counter()
 
-    model, _, _ = load_model(args.workdir / "checkpoints")
     names, photos = zip(*embedded_split("test"))
-    for name, rgb in zip(names, colorize_arrays(model, list(photos), size=CROP, batch_size=len(photos))):
+    colorizer = Colorizer.from_checkpoint(args.workdir, size=CROP, batch_size=len(photos))  # the saved decoding
+    for name, rgb in zip(names, colorizer.colorize_arrays(list(photos))):
         save_image(rgb, args.workdir / "colorized" / f"{name}.png", "png")
     prior = args.workdir / "prior.npz"
     from colorjax.evaluation.commands import count_prior

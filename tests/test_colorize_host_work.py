@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from colorjax.inference import colorize_files
+from colorjax.inference import Colorizer, colorize_files
 from colorjax.inference.host_work import enlarge_ab, pipelined, shrink_lightness
 
 
@@ -71,11 +71,11 @@ def test_photos_of_new_sizes_compile_nothing(tmp_path):
     Image.fromarray(rng.integers(0, 256, (40, 30, 3), np.uint8)).save(warm / "first.png")
     for i, (h, w) in enumerate([(37, 52), (90, 61), (23, 23), (64, 100), (51, 33)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(folder / f"{i}.png")
-    colorize_files(model, [warm], tmp_path / "out_warm", size=32, batch_size=2, progress=False)
+    colorize_files(Colorizer(model, size=32, batch_size=2), [warm], tmp_path / "out_warm", progress=False)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, seconds, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
-    summary = colorize_files(model, [folder], tmp_path / "out", size=32, batch_size=2, progress=False)
+    summary = colorize_files(Colorizer(model, size=32, batch_size=2), [folder], tmp_path / "out", progress=False)
     assert len(summary.written) == 5 and not summary.failed
     assert compiles == []
     for i, (h, w) in enumerate([(37, 52), (90, 61), (23, 23), (64, 100), (51, 33)]):
@@ -84,7 +84,7 @@ def test_photos_of_new_sizes_compile_nothing(tmp_path):
 
 def test_linear_rgb_gamut_test_equals_the_srgb_one():
     from colorjax import color
-    from colorjax.inference.colorize import _inside_gamut
+    from colorjax.inference.pixels import _inside_gamut
 
     rng = np.random.default_rng(3)
     lab = np.stack([rng.uniform(0, 100, 200_000), rng.uniform(-110, 110, 200_000), rng.uniform(-110, 110, 200_000)], -1)

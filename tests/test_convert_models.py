@@ -91,15 +91,16 @@ def test_convert_command_writes_checkpoints_that_load(tmp_path, eccv16_reference
     assert np.abs(model(L) - eccv16_reference["logits"]).max() < PARITY
     # A converted release decodes by default exactly as PyTorch's release (softmax at T = 1, then
     # model_out), whatever scale its logits carry; colorize / evaluate take T = 1 from the checkpoint.
-    from colorjax.inference.commands import resolve_inference_options
+    from colorjax.inference import Colorizer
 
-    _, temperature = resolve_inference_options(config, None, None)
+    colorizer = Colorizer.from_checkpoint(out, size=L.shape[1])
+    temperature = colorizer.temperature
     assert temperature == 1.0
-    assert np.abs(model.predict_ab(L, temperature) - eccv16_reference["ab_release"]).max() < PARITY
+    assert np.abs(colorizer.predict_ab(L, temperature=temperature) - eccv16_reference["ab_release"]).max() < PARITY
     # another T anneals relative to the release's own softmax
     expected = 110 * np.asarray(jax.nn.softmax(eccv16_reference["logits"] / 0.5, axis=-1)) @ np.asarray(
         model.head.release_projection[...])
-    np.testing.assert_allclose(model.predict_ab(L, 0.5), expected, atol=1e-3)
+    np.testing.assert_allclose(colorizer.predict_ab(L, temperature=0.5), expected, atol=1e-3)
 
     vgg_out = tmp_path / "vgg16"
     args = ["convert", "vgg16", os.path.join(FIXTURES, "vgg16_w8.pth"), "--out", str(vgg_out), "--layers", "conv2_2"]

@@ -140,7 +140,7 @@ def test_bad_uploads_are_refused_with_the_name_and_the_reason(engine):
         with pytest.raises(UploadError, match=expected) as refused:
             engine.colorize(data, name)
         assert name in str(refused.value)
-    small_limit = DemoEngine(engine.model, engine.info, max_pixels=10_000)
+    small_limit = DemoEngine(engine.colorizer, engine.info, max_pixels=10_000)
     with pytest.raises(UploadError, match=r"200 x 200 = 0.0 megapixels exceeds"):
         small_limit.colorize(_encode(np.zeros((200, 200, 3), np.uint8)), "big.png")
     assert engine.colorize(_encode(skimage.data.chelsea()), "chelsea.png").width == 451  # still works

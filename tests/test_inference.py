@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import smooth_photo
 from colorjax import color
 from colorjax.checkpointing import save_model
-from colorjax.inference import colorize_files, find_images, fit_chroma_to_gamut
+from colorjax.inference import Colorizer, colorize_files, find_images, fit_chroma_to_gamut
 from colorjax.inference import commands
 
 MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}  # as in test_evaluation, test_tables
@@ -84,8 +84,8 @@ def test_colorize_glob_and_jpeg_output(checkpoint, inputs, tmp_path):
 
     folder, _, _ = inputs
     model, _, _ = load_model(checkpoint)
-    summary = colorize_files(model, [str(folder / "sub" / "*.png"), folder / "rotated.jpg"], tmp_path,
-                             size=64, fmt="jpg", progress=False)
+    summary = colorize_files(Colorizer(model, size=64), [str(folder / "sub" / "*.png"), folder / "rotated.jpg"],
+                             tmp_path, fmt="jpg", progress=False)
     assert not summary.failed and sorted(p.name for p in summary.written) == ["big.jpg", "rotated.jpg"]
     assert Image.open(tmp_path / "big.jpg").format == "JPEG"
 
@@ -141,9 +141,9 @@ def test_colorize_and_evaluate_run_at_the_size_and_temperature_saved_in_the_chec
     Image.fromarray(smooth_photo(48, 80)).save(tmp_path / "photo.png")
     seen = {}
 
-    def spy(model, inputs, out, **kwargs):
-        seen.update(kwargs)
-        return colorize_files(model, inputs, out, **kwargs)
+    def spy(colorizer, inputs, out, **kwargs):
+        seen.update(size=colorizer.size, temperature=colorizer.temperature)
+        return colorize_files(colorizer, inputs, out, **kwargs)
 
     monkeypatch.setattr("colorjax.inference.colorize.colorize_files", spy)
     assert _run([str(tmp_path / "photo.png"), "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "a"),
@@ -181,7 +181,7 @@ def test_resize_linear_matches_jax_image_resize(shape):
     """The NumPy resize of the inference path equals jax.image.resize(linear, antialias=True)."""
     import jax
 
-    from colorjax.inference.colorize import resize_linear
+    from colorjax.inference.host_work import resize_linear
 
     H, W, h, w = shape
     x = np.random.default_rng(0).normal(size=(H, W, 2)).astype(np.float32)

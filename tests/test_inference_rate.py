@@ -10,8 +10,9 @@ from flax import nnx
 from PIL import Image
 
 from colorjax.checkpointing import save_model
-from colorjax.inference import colorize_arrays, colorize_files
-from colorjax.inference import colorize as colorize_module
+from colorjax.inference import Colorizer, colorize_arrays, colorize_files
+from colorjax.inference import colorizer as colorizer_module
+from colorjax.inference import pixels as pixels_module
 from colorjax.inference import commands
 from colorjax.models import build_model
 
@@ -52,7 +53,7 @@ def test_mixed_size_photos_in_one_batch_give_the_pixels_of_one_at_a_time(model, 
     folder.mkdir()
     for i, p in enumerate(photos):
         Image.fromarray(p).save(folder / f"{i}.png")
-    summary = colorize_files(model, [folder], tmp_path / "out", size=32, batch_size=3, progress=False)
+    summary = colorize_files(Colorizer(model, size=32, batch_size=3), [folder], tmp_path / "out", progress=False)
     assert len(summary.written) == len(photos) and not summary.failed
     for i, a in enumerate(alone):  # the pipelined file path, PNG read back: the same pixels
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{i}.png")), a)
@@ -64,13 +65,13 @@ def test_gamut_fitting_of_the_outside_pixels_only_equals_the_bisection_over_ever
     rng = np.random.default_rng(0)
     L = rng.uniform(5, 95, (300, 410, 1)).astype(np.float32)
     ab = rng.normal(0, 45, (300, 410, 2)).astype(np.float32)
-    outside = np.asarray(colorize_module.color.out_of_gamut(np.concatenate([L, ab], -1)))
+    outside = np.asarray(pixels_module.color.out_of_gamut(np.concatenate([L, ab], -1)))
     assert 0.3 < outside.mean() < 0.95
-    every_pixel = colorize_module.map_pixels(jax.jit(colorize_module._lab_pixels_to_uint8), L, ab)
-    fitted = colorize_module.lab_to_uint8(L, ab)
+    every_pixel = pixels_module.map_pixels(jax.jit(pixels_module._lab_pixels_to_uint8), L, ab)
+    fitted = pixels_module.lab_to_uint8(L, ab)
     differ = np.any(fitted != every_pixel, axis=-1)
     assert np.abs(fitted.astype(int) - every_pixel).max() <= 1 and differ.mean() < 1e-3  # float rounding only
-    clipped = np.round(np.clip(np.asarray(colorize_module.color.lab_to_rgb(np.concatenate([L, ab], -1))), 0, 1) * 255)
+    clipped = np.round(np.clip(np.asarray(pixels_module.color.lab_to_rgb(np.concatenate([L, ab], -1))), 0, 1) * 255)
     assert np.abs(fitted[outside].astype(int) - clipped[outside]).max() > 10  # the outside pixels were refitted
 
 
@@ -79,7 +80,7 @@ def test_a_second_run_over_new_sizes_compiles_nothing(model, tmp_path, monkeypat
     a second run over photos of five new sizes, with colours outside it, compiles no XLA program."""
     checkpoint = tmp_path / "checkpoint"
     save_model(checkpoint, model, MODEL_CONFIG)
-    monkeypatch.setattr(colorize_module, "_PIXEL_PROGRAMS", [])  # as in a fresh process
+    monkeypatch.setattr(pixels_module, "_PIXEL_PROGRAMS", [])  # as in a fresh process
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     for i, (h, w) in enumerate([(40, 30), (31, 44)]):
@@ -96,7 +97,7 @@ def test_a_second_run_over_new_sizes_compiles_nothing(model, tmp_path, monkeypat
     assert run(first, tmp_path / "out1") == 0
     compiled = _compilations()
     # A vivid ab for every pixel, as a trained model can give: the bisection path is taken.
-    monkeypatch.setattr(colorize_module, "enlarge_ab", lambda ab, h, w: np.full((h, w, 2), 90.0, np.float32))
+    monkeypatch.setattr(colorizer_module, "enlarge_ab", lambda ab, h, w: np.full((h, w, 2), 90.0, np.float32))
     assert run(second, tmp_path / "out2") == 0
     assert len(list((tmp_path / "out2").iterdir())) == len(SIZES)
     assert compiled == []

@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 
 from colorjax.bins import zhang_bins
-from colorjax.models import ACTIVATIONS, Activation, build_model, colorize_lab
+from colorjax.inference import Colorizer
+from colorjax.models import ACTIVATIONS, Activation, build_model
 
 OPTIONS = {"eccv16": {}, "unet": {"depth": 3}, "pix2pix": {"num_downs": 6}, "patchnet": {}}
 SIZE = {"eccv16": 64, "unet": 64, "pix2pix": 64, "patchnet": 32}
@@ -97,6 +98,11 @@ def test_training_mode_updates_batch_statistics_and_evaluation_does_not():
 def test_batch_norm_can_be_switched_off():
     model = make("eccv16", "regression", batch_norm=False)
     assert not nnx.state(model, nnx.BatchStat)
+
+
+def colorize_lab(model, L, size):
+    """Lab of the inference path: the full-resolution L and the colorizer's ab lifted onto it."""
+    return np.concatenate([L, Colorizer(model, size=size).ab_at_full_resolution(L)], axis=-1)
 
 
 def test_colorize_lab_keeps_full_resolution_L_and_upsamples_ab():

@@ -130,3 +130,30 @@ def test_pix2pix_training_outputs_vary_only_where_the_authors_put_dropout(num_do
 def test_pix2pix_explicit_num_dropout_still_overrides_the_rule():
     model = abstract(lambda: build_model("pix2pix", "regression", num_downs=6, num_dropout=3, rngs=nnx.Rngs(0)))
     assert [level.dropout is not None for level in model.backbone.levels] == [False, False, True, True, True, False]
+
+
+def test_every_backbone_declares_the_contract_and_a_missing_declaration_is_an_error():
+    """Each backbone states its output stride, border, input multiple and hint input (checked when
+    built); one without a border is refused by name, not run with a silent 0."""
+    from colorjax.models import BACKBONES
+    from colorjax.models.backbone import Backbone, check_backbone
+
+    for name in BACKBONES:
+        model = build_model(name, "regression", width=1 / 16, rngs=nnx.Rngs(0))
+        assert isinstance(model.backbone, Backbone)
+        assert model.border >= 0 and model.output_stride >= 1 and model.takes_hints == (name == "siggraph17")
+
+    class NoBorder(Backbone):
+        output_stride, input_multiple = 1, 1
+
+        def __call__(self, L):
+            return jnp.zeros((*L.shape[:-1], 2))
+
+    with pytest.raises(TypeError, match="NoBorder does not declare 'border'"):
+        check_backbone(NoBorder())
+
+    class FloatStride(NoBorder):
+        border, output_stride = 0, 1.0
+
+    with pytest.raises(TypeError, match="FloatStride.output_stride must be an int >= 1"):
+        check_backbone(FloatStride())

@@ -113,11 +113,12 @@ def test_load_refuses_bad_files(tmp_path):
         ColourPrior.load(tmp_path / "bad.npz")
 
 
-def test_per_pixel_weights_and_gray_images():
+def test_per_pixel_weights():
+    """The prior's weights at each ground-truth ab's nearest bin (the loss's rebalancing weights;
+    zeroing gray images is losses.masked_mean's, tested in test_losses)."""
+    from colorjax.training import losses
+
     result = ColourPrior.from_counts([2.0, 1.0, 1.0], LINE, smoothing_sigma=None)
     ab = np.array([[[[1.0, 0.0], [14.0, 0.0]]], [[[3.0, 0.0], [0.0, 0.0]]]], np.float32)  # [2, 1, 2, 2]
-    weights = jax.jit(prior.per_pixel_weights)(ab, result)  # the prior passes through jit as a pytree
+    weights = jax.jit(losses.rebalancing_weights)(ab, result.centres, result.weights)
     np.testing.assert_allclose(weights, result.weights[[[[0, 1]], [[0, 0]]]], rtol=1e-6)
-    masked = prior.zero_gray_images(weights, bins.is_colourful(ab))
-    np.testing.assert_allclose(masked[0], weights[0])
-    np.testing.assert_allclose(masked[1], 0.0)

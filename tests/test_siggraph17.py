@@ -14,9 +14,8 @@ from colorjax.cli import main
 from colorjax.convert.mapping import ConversionError
 from colorjax.convert.pth_reader import load_pth
 from colorjax.convert.siggraph17 import bn_prefixes, convert_siggraph17
-from colorjax.inference.colorize import predict_ab_batch
+from colorjax.inference import Colorizer
 from colorjax.models import build_model, layers
-from colorjax.models.layers import for_inference
 from colorjax.models.siggraph17 import siggraph17_bins
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -142,6 +141,6 @@ def test_convert_command_writes_a_checkpoint_that_loads(tmp_path, reference, cap
     assert np.abs(model(L, fixture_hints(reference)) - reference["ab"]).max() < PARITY
     assert np.abs(model(L) - reference["ab_no_hints"]).max() < PARITY
     # The jitted prediction colorize runs (evaluation mode, inference Winograd kernels), with hints:
-    inference = for_inference(model)
-    assert np.abs(predict_ab_batch(inference, L, 0.38, fixture_hints(reference)) - reference["ab"]).max() < PARITY
-    assert np.abs(predict_ab_batch(inference, L, 0.38) - reference["ab_no_hints"]).max() < PARITY
+    inference = Colorizer(model, size=L.shape[1], temperature=0.38)
+    assert np.abs(inference.predict_ab(L, fixture_hints(reference)) - reference["ab"]).max() < PARITY
+    assert np.abs(inference.predict_ab(L) - reference["ab_no_hints"]).max() < PARITY

@@ -92,7 +92,9 @@ def test_temperature_sweep_grid_matches_a_numpy_annealed_mean():
     model.eval()
     rgb = np.stack([np.asarray(jax.image.resize(im, (32, 32, 3), "linear")).astype(np.uint8)
                     for _, im in embedded_split("test")])
-    rows, metrics = sweep_rows(model, rgb)
+    from colorjax.inference import Colorizer
+
+    rows, metrics = sweep_rows(Colorizer(model, size=32), rgb)
     assert len(rows) == 2 and all(len(r) == 2 + len(paper_numbers.SWEEP_TEMPERATURES) for r in rows)
     assert list(metrics) == list(paper_numbers.SWEEP_TEMPERATURES)
     np.testing.assert_array_equal(rows[0][-1], rgb[0])  # last column: the truth

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from colorjax.bins import zhang_bins
 from colorjax.color import AB_SCALE
 from colorjax.convert.mapping import (
-    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into,
+    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine,
 )
-from colorjax.models import build_model
 from colorjax.models.eccv16 import BLOCKS
-
-FIRST_WIDTH = 64  # channels of model1.0 at width 1.0
 
 
 def bn_prefixes() -> list[str]:
@@ -41,10 +37,7 @@ def eccv16_config(state: dict, source: str) -> dict:
     if bins != len(zhang_bins()):
         raise ConversionError(f"{source}: model8.6 has {bins} outputs; the release's bins are {len(zhang_bins())}")
     width = np.shape(state["model1.0.weight"])[0] / FIRST_WIDTH
-    affine = any(
-        not np.allclose(state.get(f"{p}.weight", 1.0), 1.0) or not np.allclose(state.get(f"{p}.bias", 0.0), 0.0)
-        for p in bn_prefixes()
-    )
+    affine = has_batch_norm_affine(state, bn_prefixes())
     return {
         "backbone": "eccv16",
         "head": "classification",
@@ -73,14 +66,8 @@ def eccv16_targets(model) -> dict:
 def convert_eccv16(state: dict, source: str = "state dict"):
     """``(model, model_config, report)`` from an official-layout ECCV16 state dict of numpy arrays."""
     config = eccv16_config(state, source)
-    model = abstract_model(lambda: build_model(**config, rngs=nnx.Rngs(0)))
-    model.head.centres.set_value(jnp.asarray(zhang_bins()))
-    ignored = {key for key in state if key.endswith("num_batches_tracked")}
-    if not config["bn_affine"]:  # identity affine values: nothing to keep
-        ignored |= {f"{p}.{name}" for p in bn_prefixes() for name in ("weight", "bias")}
-    load_into(eccv16_targets(model), state, source, ignored)
-    check_filled(model, source)
-    model.eval()
+    model = convert_release(state, source, config, eccv16_targets, bn_prefixes(),
+                            prepare=lambda model: model.head.centres.set_value(jnp.asarray(zhang_bins())))
     report = {"width": config["width"], "bn_affine": config["bn_affine"]}
     if config["release_projection"]:
         projection = np.asarray(model.head.release_projection[...])

@@ -10,6 +10,11 @@ import numpy as np
 from flax import nnx
 
 
+# Output channels of the first conv of every converted network at width 1.0 (ECCV16 and
+# SIGGRAPH17's model1.0, VGG16's features.0): the width is read from it.
+FIRST_WIDTH = 64
+
+
 class ConversionError(ValueError):
     """A state dict that does not fit the target model (missing, unexpected or misshapen entries)."""
 
@@ -79,3 +84,31 @@ def check_filled(model: nnx.Module, source: str) -> None:
     empty = [".".join(map(str, path)) for path, var in flat if isinstance(var.get_value(), jax.ShapeDtypeStruct)]
     if empty:
         raise ConversionError(f"{source}: no value for {_few(empty)}")
+
+
+def has_batch_norm_affine(state: dict, prefixes: list[str]) -> bool:
+    """Whether any BatchNorm ``prefix.weight`` / ``prefix.bias`` of ``state`` differs from the
+    identity (1, 0): the releases' Caffe BatchNorm has no affine part, so an identity one is dropped."""
+    return any(
+        not np.allclose(state.get(f"{p}.weight", 1.0), 1.0) or not np.allclose(state.get(f"{p}.bias", 0.0), 0.0)
+        for p in prefixes
+    )
+
+
+def convert_release(state: dict, source: str, config: dict, targets: Callable[[nnx.Module], dict[str, Target]],
+                    bn_prefixes: list[str], prepare: Callable[[nnx.Module], None] | None = None) -> nnx.Module:
+    """The model ``build_model(**config)`` filled from a release's ``state`` (every key used but
+    BatchNorm counters, and the identity affine values when ``config["bn_affine"]`` is False), in
+    evaluation mode; ``prepare(model)`` sets what the state dict does not hold first."""
+    from colorjax.models import build_model
+
+    model = abstract_model(lambda: build_model(**config, rngs=nnx.Rngs(0)))
+    if prepare is not None:
+        prepare(model)
+    ignored = {key for key in state if key.endswith("num_batches_tracked")}
+    if not config["bn_affine"]:  # identity affine values: nothing to keep
+        ignored |= {f"{p}.{name}" for p in bn_prefixes for name in ("weight", "bias")}
+    load_into(targets(model), state, source, ignored)
+    check_filled(model, source)
+    model.eval()
+    return model

@@ -19,15 +19,12 @@ ECCV16.
 from __future__ import annotations
 
 import numpy as np
-from flax import nnx
 
 from colorjax.convert.mapping import (
-    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into,
+    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine,
 )
-from colorjax.models import build_model
 from colorjax.models.siggraph17 import DECODER, ENCODER, HINT_CHANNELS, siggraph17_bins
 
-FIRST_WIDTH = 64  # channels of model1.0 at width 1.0
 SHORTCUTS = {b: source for b, (_, _, source) in zip((8, 9, 10), DECODER)}
 
 
@@ -50,10 +47,7 @@ def siggraph17_config(state: dict, source: str) -> dict:
     bins = np.shape(state["model_class.0.weight"])[0]
     if bins != len(siggraph17_bins()):
         raise ConversionError(f"{source}: model_class has {bins} outputs; the release's grid has {len(siggraph17_bins())}")
-    affine = any(
-        not np.allclose(state.get(f"{p}.weight", 1.0), 1.0) or not np.allclose(state.get(f"{p}.bias", 0.0), 0.0)
-        for p in bn_prefixes()
-    )
+    affine = has_batch_norm_affine(state, bn_prefixes())
     return {
         "backbone": "siggraph17",
         "head": "regression",
@@ -89,11 +83,5 @@ def _norm_targets(prefix: str, norm) -> dict:
 def convert_siggraph17(state: dict, source: str = "state dict"):
     """``(model, model_config, report)`` from a release-layout SIGGRAPH17 state dict of numpy arrays."""
     config = siggraph17_config(state, source)
-    model = abstract_model(lambda: build_model(**config, rngs=nnx.Rngs(0)))
-    ignored = {key for key in state if key.endswith("num_batches_tracked")}
-    if not config["bn_affine"]:  # identity affine values: nothing to keep
-        ignored |= {f"{p}.{name}" for p in bn_prefixes() for name in ("weight", "bias")}
-    load_into(siggraph17_targets(model), state, source, ignored)
-    check_filled(model, source)
-    model.eval()
+    model = convert_release(state, source, config, siggraph17_targets, bn_prefixes())
     return model, config, {"width": config["width"], "bn_affine": config["bn_affine"], "class_bins": config["class_bins"]}

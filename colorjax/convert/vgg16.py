@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 
-from colorjax.convert.mapping import ConversionError, abstract_model, check_filled, conv_targets, load_into
+from colorjax.convert.mapping import FIRST_WIDTH, ConversionError, abstract_model, check_filled, conv_targets, load_into
 from colorjax.models.vgg16 import CONV_NAMES, PERCEPTUAL_LAYERS, VGG16Features, torchvision_indices
-
-FIRST_WIDTH = 64
 
 
 def convert_vgg16(state: dict, source: str = "state dict", *, layers=PERCEPTUAL_LAYERS):

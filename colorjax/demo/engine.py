@@ -3,7 +3,8 @@
 One upload: bytes -> header checked against a pixel limit -> decoded like every input
 (:func:`colorjax.data.decode_image`) -> full-resolution L -> L resized to the model's size -> model
 -> its output at the model's resolution (Q-bin logits or ab), kept for the last upload -> ab at
-temperature T -> joined with the full-resolution L (:func:`colorjax.inference.colorize.join_full_resolution`).
+temperature T -> joined with the full-resolution L, every step a :class:`colorjax.inference.Colorizer`'s
+(the one inference path, shared with ``colorjax colorize`` and ``colorjax evaluate``).
 
 The model runs on one compiled shape, [1, size, size, 1]; resizing runs in NumPy and the
 full-resolution pixel work in fixed-size chunks, so an upload of a new size compiles nothing. A
@@ -31,21 +32,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from PIL import Image
 
-from colorjax.inference.colorize import (
-    DEFAULT_SIZE,
-    DEFAULT_TEMPERATURE,
-    check_size,
-    checkpoint_directory,
-    join_full_resolution,
-    lightness,
-    predict_ab_batch,
-    resize_linear,
-)
-from colorjax.hints import HintError, as_hints, check_takes_hints, hint_map
-from colorjax.models.layers import for_inference
+from colorjax.hints import HintError, as_hints, check_takes_hints
+from colorjax.inference.colorizer import DEFAULT_SIZE, DEFAULT_TEMPERATURE, Colorizer
+from colorjax.inference.pixels import lab_to_uint8, lightness
 
 log = logging.getLogger("colorjax.demo")
 
@@ -192,12 +183,9 @@ def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 
 def gray_from_lightness(L: np.ndarray) -> np.ndarray:
-    """uint8 sRGB gray [H, W] of CIE L [H, W, 1] in [0, 100] (a = b = 0, D65 white), in NumPy."""
-    f = (np.asarray(L[..., 0], np.float64) + 16.0) / 116.0
-    delta = 6.0 / 29.0
-    y = np.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
-    srgb = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0), 1 / 2.4) - 0.055)
-    return np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8)
+    """uint8 sRGB gray [H, W] of CIE L [H, W, 1] in [0, 100] (a = b = 0, D65 white)."""
+    L = np.asarray(L, np.float32)
+    return lab_to_uint8(L, np.zeros((*L.shape[:2], 2), np.float32))[..., 0]
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -206,33 +194,18 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@nnx.jit
-def _model_output(model: nnx.Module, L_small: jax.Array, hints: jax.Array | None = None) -> jax.Array:
-    """The head's output covering L [B, S, S, 1] (edge-padded by the backbone's border first; the
-    hint map, for a model that takes one, padded with zeros: no hint in the padding)."""
-    pad = getattr(model, "border", 0)
-    if pad:
-        L_small = jnp.pad(L_small, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-        if hints is not None:
-            hints = jnp.pad(hints, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return model(L_small) if hints is None else model(L_small, hints)
-
-
-@nnx.jit
-def _decode_logits(head: nnx.Module, logits: jax.Array, temperature: jax.Array) -> jax.Array:
-    return head.decode(logits, temperature)
-
-
 class DemoEngine:
     """A loaded model and the last upload's model output; thread-safe (one run at a time)."""
 
-    def __init__(self, model: nnx.Module, info: ModelInfo, *, max_pixels: int = DEFAULT_MAX_PIXELS):
-        check_size(model, info.size)
-        self.model = for_inference(model)
+    def __init__(self, colorizer: Colorizer, info: ModelInfo, *, max_pixels: int = DEFAULT_MAX_PIXELS):
+        if colorizer.batch_size != 1 or colorizer.size != info.size:
+            raise ValueError(f"the demo runs one image at a time at the size it shows ({info.size}), got a colorizer "
+                             f"of batch {colorizer.batch_size} at {colorizer.size}")
+        self.colorizer = colorizer
         self.info = info
         self.max_pixels = max_pixels
-        self.classification = info.head == "classification"
-        self.takes_hints = info.takes_hints
+        self.classification = colorizer.classification
+        self.takes_hints = colorizer.takes_hints
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._last: _Upload | None = None
@@ -244,20 +217,14 @@ class DemoEngine:
     ) -> DemoEngine:
         """Load a saved model or training workdir; ``size`` defaults to the size saved in the checkpoint
         (the training crop), else 256."""
-        from colorjax.checkpointing import load_model
+        from colorjax.checkpointing import checkpoint_folder
 
-        directory = checkpoint_directory(path)
-        model, model_config, prior = load_model(directory, step)
-        from colorjax.inference.commands import apply_prior_correction
-
-        apply_prior_correction(model, model_config, prior, None)
-        directory = Path(directory).absolute()
-        if (directory / "checkpoints").is_dir():
-            directory = directory / "checkpoints"
+        directory = Path(checkpoint_folder(path))
         step, train_config = read_checkpoint_facts(directory, step)
-        from colorjax.checkpointing import inference_defaults
-
-        crop = inference_defaults(model_config)["size"] or ((train_config or {}).get("data") or {}).get("crop_size")
+        crop = ((train_config or {}).get("data") or {}).get("crop_size")
+        colorizer = Colorizer.from_checkpoint(directory, step=step, size=size, batch_size=1,
+                                              default_size=crop or DEFAULT_SIZE)
+        model_config = colorizer.model_config
         head = model_config.get("head", "?")
         info = ModelInfo(
             name=model_name(directory),
@@ -266,12 +233,12 @@ class DemoEngine:
             backbone=str(model_config.get("backbone", "?")),
             width=float(model_config.get("width", 1.0)),
             head=head,
-            bins=int(model.head.channels) if head == "classification" else None,
+            bins=int(colorizer.model.head.channels) if head == "classification" else None,
             training_data=describe_training_data(train_config),
-            size=int(size or crop or DEFAULT_SIZE),
-            takes_hints=bool(getattr(model, "takes_hints", False)),
+            size=colorizer.size,
+            takes_hints=colorizer.takes_hints,
         )
-        return cls(model, info, max_pixels=max_pixels)
+        return cls(colorizer, info, max_pixels=max_pixels)
 
     def warm_up(self) -> float:
         """Compile the model, the decoding and the pixel functions once; returns the seconds taken."""
@@ -335,7 +302,7 @@ class DemoEngine:
         """Hints of a request as a tuple of ``Hint``; a HintError for a model without a hint input,
         too many points, or a bad point (its number and the problem; the image bounds are checked
         when the points are drawn)."""
-        check_takes_hints(self.model)
+        check_takes_hints(self.colorizer.model)
         if isinstance(hints, (str, bytes)) or not isinstance(hints, (list, tuple)):
             raise HintError(f"hints must be a list of points, got {type(hints).__name__}")
         if len(hints) > MAX_HINTS:
@@ -350,8 +317,7 @@ class DemoEngine:
         return temperature
 
     def _small(self, L_full: np.ndarray) -> jax.Array:
-        size = self.info.size
-        return jnp.asarray(resize_linear(L_full, size, size))[None]
+        return jnp.asarray(self.colorizer.shrink(L_full))[None]
 
     def _run_model(self, L_small: jax.Array, hints: tuple, image_hw: tuple[int, int]) -> jax.Array:
         """The model's output at its resolution for one image: logits (classification) or ab.
@@ -361,16 +327,12 @@ class DemoEngine:
         """
         maps = None
         if self.takes_hints:
-            maps = jnp.asarray(hint_map(hints, image_hw, self.info.size))[None]
-        if self.classification:
-            return _model_output(self.model, L_small, maps)[0]
-        return predict_ab_batch(self.model, L_small, DEFAULT_TEMPERATURE, maps)[0]
+            maps = jnp.asarray(self.colorizer.hint_map(hints, image_hw))[None]
+        return self.colorizer.output(L_small, maps)[0]
 
     def _render(self, upload: _Upload, temperature: float) -> bytes:
-        ab = upload.output
-        if self.classification:
-            ab = _decode_logits(self.model.head, ab, jnp.float32(temperature))
-        return encode_png(join_full_resolution(upload.L_full, ab))
+        ab = self.colorizer.decode(upload.output, temperature)
+        return encode_png(self.colorizer.to_srgb(upload.L_full, ab))
 
     def _rendering(self, upload, temperature, colorized, gray_png, timings) -> Rendering:
         height, width = upload.L_full.shape[:2]

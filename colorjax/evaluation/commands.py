@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from colorjax.evaluation.baselines import BASELINES
-from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE
+from colorjax.inference.colorizer import DEFAULT_SIZE, DEFAULT_TEMPERATURE
 from colorjax.inference.commands import inference_options_are_valid
 
 DEFAULT_BATCH = 16
@@ -87,17 +87,16 @@ def evaluate_to_file(
               "baseline": baseline, "temperature": None}
     saved_prior = None
     if checkpoint is not None:
-        from colorjax.checkpointing import load_model
-        from colorjax.inference.colorize import checkpoint_directory
+        from colorjax.inference.colorizer import Colorizer
 
-        from colorjax.inference.commands import apply_prior_correction, resolve_inference_options
-
-        model, model_config, saved_prior = load_model(checkpoint_directory(checkpoint), step)
-        record["prior_correction"] = apply_prior_correction(model, model_config, saved_prior, prior_correction)
-        saved_size, temperature = resolve_inference_options(model_config, model_size, temperature)
-        model_size = saved_size if (model_size is not None or "inference" in model_config) else size
-        predictor = model_predictor(model, temperature, model_size=model_size)
-        record.update(checkpoint=str(checkpoint), step=step, temperature=temperature, model_size=model_size,
+        # The model sees --model-size, else the size saved in the checkpoint, else the crop itself.
+        colorizer = Colorizer.from_checkpoint(checkpoint, step=step, size=model_size, temperature=temperature,
+                                              prior_correction=prior_correction, batch_size=batch_size,
+                                              default_size=size)
+        saved_prior, model_config = colorizer.prior, colorizer.model_config
+        predictor = model_predictor(colorizer)
+        record.update(checkpoint=str(checkpoint), step=step, temperature=colorizer.temperature,
+                      model_size=colorizer.size, prior_correction=colorizer.prior_correction,
                       model={k: v for k, v in model_config.items() if k != "centres"})
     prior, record["prior_source"] = resolve_prior(prior_path, saved_prior, data, prior_split, size, data_dir)
     if baseline is not None:

@@ -13,46 +13,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from colorjax import color
-from colorjax.grids import image_grid  # noqa: F401 - the reports' grids, importable from here as before
-from colorjax.inference.colorize import predict_ab_covering
-from colorjax.models.layers import for_inference
 
 Predictor = Callable[[jnp.ndarray], jnp.ndarray]
 GRID_IMAGES = 8  # images shown in an evaluation's grid (rows of gray | prediction | truth)
 
 
-def upsample_ab(ab: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
-    """Bilinear resize of ab [B, h, w, 2] to [B, height, width, 2] (identity when sizes agree)."""
-    if ab.shape[1:3] == (height, width):
-        return ab
-    return jax.image.resize(ab, (ab.shape[0], height, width, ab.shape[-1]), method="bilinear")
-
-
-@nnx.jit(static_argnames="model_size")
-def _predict_full_size(model: nnx.Module, lab: jnp.ndarray, temperature: jnp.ndarray, model_size=None) -> jnp.ndarray:
-    L = lab[..., :1]
-    if model_size is not None and model_size != L.shape[1]:  # colorize's path: L down, ab back up
-        L = jax.image.resize(L, (L.shape[0], model_size, model_size, 1), method="linear", antialias=True)
-    ab = predict_ab_covering(model, L, temperature)
-    return upsample_ab(ab, lab.shape[1], lab.shape[2])
-
-
-def model_predictor(model: nnx.Module, temperature: float, *, model_size: int | None = None) -> Predictor:
-    """A model's ab at full crop resolution (annealed mean at ``temperature`` for Q-bin heads).
-
-    With ``model_size`` the model sees L resized to ``model_size`` x ``model_size`` (square crops)
-    and its ab is upsampled back, as :mod:`colorjax.inference.colorize` does for photos of any size.
-    The temperature is a traced argument: one compiled function serves every T of a sweep.
-    """
-    t = jnp.float32(temperature)
-    model = for_inference(model)  # evaluation mode, Winograd kernels transformed once
-    return lambda lab: _predict_full_size(model, lab, t, model_size=model_size)
+def model_predictor(colorizer, temperature: float | None = None) -> Predictor:
+    """A :class:`colorjax.inference.Colorizer`'s ab at full crop resolution, as it colorizes a
+    photo (L down to its size, ab back up; at ``temperature``, else the colorizer's own)."""
+    return lambda lab: colorizer.ab_at_full_resolution(lab[..., :1], temperature)
 
 
 def evaluate(
@@ -85,7 +58,7 @@ def evaluate(
             )
         pred_lab = jnp.concatenate([lab[..., :1], pred_ab], axis=-1)
         accumulator.update(batch_metric_sums_lab(pred_lab, lab, prior=prior))  # jitted inside
-        rows.extend(_grid_rows(lab, color.lab_to_rgb(pred_lab), rgb_uint8, grid_images - len(rows)))
+        rows.extend(_grid_rows(lab, pred_lab, rgb_uint8, grid_images - len(rows)))
         n_images += len(rgb_uint8)
         if max_images is not None and n_images >= max_images:
             break
@@ -96,10 +69,14 @@ def evaluate(
     return metrics, rows
 
 
-def _grid_rows(lab, pred_rgb, true_uint8, n: int) -> list[list[np.ndarray]]:
+def _grid_rows(lab, pred_lab, true_uint8, n: int) -> list[list[np.ndarray]]:
+    """Rows [gray, prediction, truth] of the first ``n`` images; the prediction in sRGB as
+    ``colorize`` writes it (out-of-gamut chroma reduced, :func:`colorjax.inference.pixels.lab_to_uint8`)."""
+    from colorjax.inference.pixels import lab_to_uint8
+
     if n <= 0:
         return []
-    gray = color.lab_to_rgb(jnp.concatenate([lab[:n, ..., :1], jnp.zeros_like(lab[:n, ..., 1:])], axis=-1))
-    to_uint8 = lambda x: np.asarray(jnp.round(x * 255.0)).astype(np.uint8)  # noqa: E731
-    return [list(r) for r in zip(to_uint8(gray), to_uint8(pred_rgb[:n]), true_uint8[:n])]
-
+    lab, pred_lab = np.asarray(lab[:n]), np.asarray(pred_lab[:n])
+    gray = [lab_to_uint8(L[..., :1], np.zeros_like(L[..., 1:])) for L in lab]
+    pred = [lab_to_uint8(p[..., :1], p[..., 1:]) for p in pred_lab]
+    return [list(r) for r in zip(gray, pred, true_uint8[:n])]

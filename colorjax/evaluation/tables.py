@@ -16,7 +16,7 @@ from pathlib import Path
 
 from colorjax.evaluation import paper_numbers as paper
 from colorjax.evaluation.report import format_value, read_record, report_paths
-from colorjax.inference.colorize import DEFAULT_SIZE
+from colorjax.inference.colorizer import DEFAULT_SIZE
 
 
 @dataclasses.dataclass(frozen=True)

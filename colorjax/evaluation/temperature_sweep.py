@@ -14,22 +14,22 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from colorjax.evaluation.paper_numbers import SWEEP_TEMPERATURES
-from colorjax.inference.colorize import DEFAULT_SIZE
+from colorjax.inference.colorizer import DEFAULT_SIZE
 
 LABEL_HEIGHT = 14  # px of the caption strip above each column
 
 
-def sweep_rows(model, rgb_uint8: np.ndarray, temperatures=SWEEP_TEMPERATURES, prior=None, model_size=None):
-    """``(rows, metrics_by_T)`` for a batch of uint8 RGB images [N, S, S, 3] (the model run at
-    ``model_size``, default S)."""
+def sweep_rows(colorizer, rgb_uint8: np.ndarray, temperatures=SWEEP_TEMPERATURES, prior=None):
+    """``(rows, metrics_by_T)`` for a batch of uint8 RGB images [N, S, S, 3] colorized by a
+    :class:`colorjax.inference.Colorizer` (its size and rebalancing correction; T swept)."""
     from colorjax.evaluation.evaluate import evaluate, model_predictor
 
-    if model.head_kind != "classification":
+    if not colorizer.classification:
         raise ValueError("the temperature sweep needs a Q-bin (classification) model")
     rows = None
     metrics_by_t = {}
     for t in temperatures:
-        metrics, t_rows = evaluate(model_predictor(model, t, model_size=model_size), [{"rgb": rgb_uint8}], prior=prior,
+        metrics, t_rows = evaluate(model_predictor(colorizer, t), [{"rgb": rgb_uint8}], prior=prior,
                                    grid_images=len(rgb_uint8))
         metrics_by_t[t] = metrics
         if rows is None:
@@ -57,16 +57,15 @@ def labelled_grid(rows, labels, pad: int = 2) -> np.ndarray:
 def write_sweep(checkpoint, data, out, *, split="test", images=6, size=DEFAULT_SIZE, data_dir=None,
                 model_size=None) -> dict:
     """Colorize ``images`` images of ``data`` at every T; write ``out`` (PNG) and ``out`` .md."""
-    from colorjax.checkpointing import load_model
-    from colorjax.inference.colorize import checkpoint_directory
     from colorjax.data import make_loader
     from colorjax.evaluation.report import format_value
+    from colorjax.inference.colorizer import Colorizer
 
-    model, _, prior = load_model(checkpoint_directory(checkpoint))
+    colorizer = Colorizer.from_checkpoint(checkpoint, size=model_size or size, batch_size=images)
     loader = make_loader(data, split, crop_size=size, batch_size=images, train=False, data_dir=data_dir,
                          drop_gray=True, num_epochs=1)
     rgb = np.asarray(next(iter(loader))["rgb"])
-    rows, metrics_by_t = sweep_rows(model, rgb, prior=prior, model_size=model_size)
+    rows, metrics_by_t = sweep_rows(colorizer, rgb, prior=colorizer.prior)
     labels = ["gray", *(f"T={t:g}" for t in SWEEP_TEMPERATURES), "truth"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE, OUTPUT_FORMATS
+from colorjax.inference.colorize import OUTPUT_FORMATS
+from colorjax.inference.colorizer import DEFAULT_BATCH, DEFAULT_SIZE, DEFAULT_TEMPERATURE
 
 
 def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
@@ -16,29 +17,6 @@ def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
         print(f"{command}: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
         return False
     return True
-
-
-def resolve_inference_options(model_config: dict, size: int | None, temperature: float | None) -> tuple[int, float]:
-    """``(size, temperature)``: each as given, else the checkpoint's saved default, else the paper's."""
-    from colorjax.checkpointing import inference_defaults
-
-    saved = inference_defaults(model_config)
-    size = size if size is not None else saved["size"] or DEFAULT_SIZE
-    temperature = temperature if temperature is not None else saved["temperature"]
-    return size, DEFAULT_TEMPERATURE if temperature is None else temperature
-
-
-def apply_prior_correction(model, model_config: dict, prior, strength: float | None) -> float:
-    """Set a Q-bin model's rebalancing correction (:meth:`ClassificationHead.correct_for_rebalancing`):
-    ``strength`` as given, else the checkpoint's saved one, else 0; returns the strength used."""
-    from colorjax.checkpointing import inference_defaults
-
-    strength = strength if strength is not None else inference_defaults(model_config)["prior_correction"] or 0.0
-    if strength and model.head_kind == "classification":
-        if prior is None:
-            raise ValueError("a rebalancing correction needs the colour prior saved with the checkpoint")
-        model.head.correct_for_rebalancing(prior.weights, strength)
-    return float(strength)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=None,
                         help=f"the side the model sees; default: the size it was trained at (saved in the checkpoint), "
                              f"else the paper's {DEFAULT_SIZE}")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per device call")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per device call")
     parser.add_argument("--prior-correction", type=float, default=None,
                         help="Q-bin models: decode p / w**S, undoing S of the class rebalancing (0: as trained; "
                              "default: the checkpoint's)")
@@ -72,32 +50,30 @@ def run(args: argparse.Namespace) -> int:
     """Colorize every input; exit 1 when any input failed (each failure is printed with its reason)."""
     if not inference_options_are_valid(args, "colorize"):
         return 2
-    from colorjax.checkpointing import load_model
-    from colorjax.inference.colorize import (
-        NonFiniteOutputError, check_output_folder, check_outputs_spare_inputs, check_size, checkpoint_directory,
-        colorize_files, find_images,
-    )
-
-    from colorjax.hints import check_takes_hints, load_hints
+    from colorjax.hints import load_hints
+    from colorjax.inference.colorize import check_output_folder, check_outputs_spare_inputs, colorize_files, find_images
+    from colorjax.inference.colorizer import Colorizer, NonFiniteOutputError
 
     try:
         todo = find_images(args.inputs)  # fail on a missing input or an unusable --out before loading the model
         check_outputs_spare_inputs(todo, args.out, args.format)
         check_output_folder(args.out)
         hints = None if args.hints is None else load_hints(args.hints)
-        model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
-        args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
-        apply_prior_correction(model, model_config, prior, args.prior_correction)
-        check_size(model, args.size)
+        colorizer = Colorizer.from_checkpoint(
+            args.checkpoint, step=args.step, size=args.size, temperature=args.temperature,
+            prior_correction=args.prior_correction, batch_size=args.batch_size,
+        )
         if hints is not None:
-            check_takes_hints(model)
+            from colorjax.hints import check_takes_hints
+
+            check_takes_hints(colorizer.model)
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     try:
         summary = colorize_files(
-            model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
-            fmt=args.format, progress=not args.no_progress, overwrite=args.overwrite, hints=hints,
+            colorizer, args.inputs, args.out, fmt=args.format, progress=not args.no_progress,
+            overwrite=args.overwrite, hints=hints,
             on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
         )
     except NonFiniteOutputError as error:

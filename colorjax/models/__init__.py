@@ -11,16 +11,15 @@ Backbones: ``eccv16`` (Zhang et al. 2016), ``siggraph17`` (Zhang, Zhu et al. 201
 
 from __future__ import annotations
 
-import inspect
-
 from flax import nnx
 
 from colorjax.models.activations import ACTIVATIONS, Activation, check_activation
+from colorjax.models.backbone import Backbone, check_backbone
 from colorjax.models.eccv16 import ECCV16
 from colorjax.models import winograd
 from colorjax.models.heads import HEADS, BinCentres, ClassificationHead, RegressionHead, ReleaseProjection
 from colorjax.models.layers import set_conv_algorithm
-from colorjax.models.model import ColorizationModel, colorize_lab
+from colorjax.models.model import ColorizationModel
 from colorjax.models.patchnet import PatchNet
 from colorjax.models.pix2pix import Pix2PixGenerator, PatchDiscriminator, receptive_field
 from colorjax.models.siggraph17 import SIGGRAPH17
@@ -77,11 +76,10 @@ def build_model(
     if activation is not None:
         check_activation(activation)
     winograd.check_algorithm(conv_algorithm)
-    common = {"self", "out_channels", "head_kind", "width", "activation", "batch_norm", "rngs"}
-    accepted = set(inspect.signature(BACKBONES[backbone].__init__).parameters) - common
+    accepted = set(BACKBONES[backbone].OPTIONS)
     unknown = sorted(set(backbone_options) - accepted)
     if unknown:
-        raise ValueError(f"{backbone} takes no option {', '.join(unknown)}; its options: {', '.join(sorted(accepted))}")
+        raise ValueError(f"{backbone} takes no option {', '.join(unknown)}; its options: {', '.join(sorted(accepted)) or 'none'}")
     if head == "classification":
         if centres is None:
             from colorjax.bins import zhang_bins
@@ -92,18 +90,19 @@ def build_model(
         if centres is not None or release_projection:
             raise ValueError("a regression head takes neither centres nor release_projection")
         head_module = RegressionHead(regression_output)
-    if "head_kind" in inspect.signature(BACKBONES[backbone].__init__).parameters:
+    if BACKBONES[backbone].TAKES_HEAD_KIND:
         backbone_options = {**backbone_options, "head_kind": head}  # siggraph17: which output it ends in
     net = BACKBONES[backbone](
         head_module.channels, width=width, activation=activation, batch_norm=batch_norm, rngs=rngs,
         **backbone_options,
     )
+    check_backbone(net)  # a missing declaration is an error here, not a silent default later
     return set_conv_algorithm(ColorizationModel(net, head_module), conv_algorithm)
 
 
 __all__ = [
-    "ACTIVATIONS", "BACKBONES", "HEADS", "Activation", "BinCentres", "ClassificationHead",
+    "ACTIVATIONS", "BACKBONES", "HEADS", "Activation", "Backbone", "BinCentres", "ClassificationHead",
     "ColorizationModel", "ECCV16", "PatchDiscriminator", "PatchNet", "Pix2PixGenerator",
     "RegressionHead", "ReleaseProjection", "SIGGRAPH17", "UNet", "VGG16Features",
-    "build_model", "colorize_lab", "receptive_field",
+    "build_model", "receptive_field",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from colorjax.models.backbone import Backbone
 from colorjax.models.activations import Activation
 from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
 
@@ -33,8 +34,10 @@ BLOCKS = (
 UP_CHANNELS = 256  # block 8: transposed conv 512 -> 256, then two 3 x 3 convs at 256
 
 
-class ECCV16(nnx.Module):
+class ECCV16(Backbone):
     """The ECCV16 backbone: L in [0, 100] -> ``out_channels`` maps at 1/4 of the input size."""
+
+    OPTIONS = ("bn_affine",)
 
     output_stride = 4
     border = 0  # every conv is padded: no pixels lost at the edges

@@ -53,11 +53,6 @@ class RegressionHead(nnx.Module):
         return AB_SCALE * jnp.tanh(x) if self.output == "tanh" else x
 
 
-class LogitBias(nnx.Variable):
-    """A per-bin offset added to the logits before decoding (never trained, never saved): the
-    rebalancing correction of :meth:`ClassificationHead.correct_for_rebalancing`."""
-
-
 class ClassificationHead(nnx.Module):
     """Logits over Q ab bins; decodes them to ab with the annealed mean."""
 
@@ -76,31 +71,19 @@ class ClassificationHead(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return x
 
-    def decode(self, logits: jax.Array, temperature: float) -> jax.Array:
-        """Annealed-mean ab [..., 2] of ``logits`` [..., Q] at ``temperature`` (after the
-        rebalancing correction, when one is set)."""
-        bias = getattr(self, "logit_bias", None)
-        logits = logits if bias is None else logits + bias[...]
-        if getattr(self, "release_decoding", False) and self.release_projection is not None:
+    def decode(self, logits: jax.Array, temperature: float, *, logit_bias: jax.Array | None = None,
+               release: bool = False) -> jax.Array:
+        """ab [..., 2] of ``logits`` [..., Q] at ``temperature``: the annealed mean over the bin
+        centres, or with ``release`` the ECCV16 release's projection (:meth:`release_ab`).
+
+        ``logit_bias`` [Q] (:func:`rebalancing_logit_bias`) is added to the logits first. The head
+        keeps no decoding state: the settings come from the caller (the inference layer's
+        :class:`colorjax.inference.Colorizer` fixes them once, from the checkpoint and overrides).
+        """
+        logits = logits if logit_bias is None else logits + logit_bias
+        if release:
             return self.release_ab(logits, temperature)
         return annealed_mean(logits, self.centres[...], temperature)
-
-    def correct_for_rebalancing(self, class_weights, strength: float) -> None:
-        """Decode ``p(q) / w_q ** strength`` instead of ``p(q)``.
-
-        A classifier trained with Zhang's per-pixel weights ``w`` learns (near) ``w_q p(q | x)``
-        normalised, not ``p(q | x)``: the weighted cross-entropy is minimised by the weighted
-        distribution. Dividing by ``w_q`` (``strength`` 1) recovers the unweighted conditional
-        distribution, whose annealed mean keeps the colours the rebalanced training learnt without
-        its bias towards rare (saturated) bins; 0 decodes as trained (Zhang et al.'s choice); values
-        between trade the two. Implemented as a per-bin logit offset ``-strength * log w``.
-        """
-        weights = jnp.asarray(class_weights, jnp.float32)
-        if weights.shape != (self.channels,) or not bool(jnp.all(weights > 0)):
-            raise ValueError(f"need {self.channels} positive class weights, got shape {weights.shape}")
-        if not strength and getattr(self, "logit_bias", None) is None:
-            return  # nothing to undo; otherwise keep the attribute (a zero bias) so it may be set again
-        self.logit_bias = LogitBias(-float(strength) * jnp.log(weights))
 
     def release_ab(self, logits: jax.Array, temperature: float = 1.0) -> jax.Array:
         """The ECCV16 release's decoding: 110 * (softmax(logits / T) @ model_out); the release itself
@@ -109,3 +92,19 @@ class ClassificationHead(nnx.Module):
             raise ValueError("this model carries no release projection (build it with release_projection=True)")
         t = jnp.maximum(jnp.asarray(temperature, jnp.float32), 1e-6)
         return AB_SCALE * jax.nn.softmax(logits / t, axis=-1) @ self.release_projection[...]
+
+
+def rebalancing_logit_bias(class_weights, strength: float) -> jax.Array:
+    """The per-bin logit offset ``-strength * log w`` that makes a head decode ``p(q) / w_q ** strength``.
+
+    A classifier trained with Zhang's per-pixel weights ``w`` learns (near) ``w_q p(q | x)``
+    normalised, not ``p(q | x)``: the weighted cross-entropy is minimised by the weighted
+    distribution. Dividing by ``w_q`` (``strength`` 1) recovers the unweighted conditional
+    distribution, whose annealed mean keeps the colours the rebalanced training learnt without its
+    bias towards rare (saturated) bins; 0 decodes as trained (Zhang et al.'s choice); values between
+    trade the two.
+    """
+    weights = jnp.asarray(class_weights, jnp.float32)
+    if weights.ndim != 1 or not bool(jnp.all(weights > 0)):
+        raise ValueError(f"need positive class weights [Q], got shape {weights.shape}")
+    return -float(strength) * jnp.log(weights)

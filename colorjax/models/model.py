@@ -1,18 +1,16 @@
-"""A colorization model (backbone + head) and full-resolution colorization with it.
+"""A colorization model: a backbone and the head that interprets its output layer.
 
 ``ColorizationModel(L)`` maps L [B, H, W, 1] in [0, 100] to the head's output at the backbone's
 resolution: ab in Lab units (regression) or logits [B, h, w, Q] (classification). A backbone that
 takes hints (``takes_hints``, the user-guided SIGGRAPH17) also takes ``hints`` [B, H, W, 3]: the
 hinted ab in Lab units and a 0 / 1 mask (:mod:`colorjax.hints` makes them from points).
-:func:`colorize_lab` is Zhang's any-size inference (docs/reference.md section 2): run the net on L resized
-to ``size`` x ``size``, upsample the ab map bilinearly to the original size and join it with the
-original-resolution L.
+Inference at any size (L resized to the net's size, ab back up, joined with the full-resolution L)
+is :class:`colorjax.inference.Colorizer`'s.
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
@@ -38,7 +36,7 @@ class ColorizationModel(nnx.Module):
     @property
     def takes_hints(self) -> bool:
         """Whether the backbone takes user hints (ab and mask) beside L."""
-        return bool(getattr(self.backbone, "takes_hints", False))
+        return self.backbone.takes_hints
 
     @property
     def border(self) -> int:
@@ -76,8 +74,6 @@ class ColorizationModel(nnx.Module):
         SIGGRAPH17's ``model_class`` branch (its auxiliary loss); None for other backbones."""
         self.check_input(L)
         self.check_hints(L, hints)
-        if not hasattr(self.backbone, "outputs"):
-            return self(L, hints), None
         out, logits = self.backbone.outputs(L, hints)
         return self.head(out), (logits if self.head_kind == "regression" else None)
 
@@ -87,36 +83,3 @@ class ColorizationModel(nnx.Module):
         """ab [B, h, w, 2] in Lab units at the output resolution (annealed mean for classification)."""
         out = self(L, hints)
         return self.head.decode(out, temperature) if self.head_kind == "classification" else out
-
-
-def colorize_lab(
-    model: ColorizationModel,
-    L_full: jax.Array,
-    *,
-    size: int = INFERENCE_SIZE,
-    temperature: float = ANNEALED_MEAN_TEMPERATURE,
-) -> jax.Array:
-    """Lab [..., H, W, 3] from L [..., H, W, 1] (or [H, W]) in [0, 100], in evaluation mode.
-
-    The net sees L resized to ``size`` x ``size`` (edge-padded by the backbone's border so valid
-    convolutions still cover the whole image); its ab is resized bilinearly to H x W.
-    """
-    L_full = jnp.asarray(L_full, jnp.float32)
-    if L_full.ndim == 2:
-        L_full = L_full[..., None]
-    single = L_full.ndim == 3
-    batch = L_full[None] if single else L_full
-    if batch.ndim != 4 or batch.shape[-1] != 1:
-        raise ValueError(f"colorize_lab needs L of shape [H, W], [H, W, 1] or [B, H, W, 1], got {L_full.shape}")
-    b, height, width, _ = batch.shape
-    L_small = jax.image.resize(batch, (b, size, size, 1), "linear")
-    pad = model.border
-    if pad:
-        L_small = jnp.pad(L_small, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    evaluating = nnx.with_attributes(
-        model, deterministic=True, use_running_average=True, raise_if_not_found=False
-    )
-    ab = evaluating.predict_ab(L_small, temperature)
-    ab = jax.image.resize(ab, (b, height, width, 2), "linear")
-    lab = jnp.concatenate([batch, ab], axis=-1)
-    return lab[0] if single else lab

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from colorjax.models.backbone import Backbone
 from colorjax.models.activations import Activation
 from colorjax.models.layers import batch_norm, block_output, conv, scaled
 
@@ -20,8 +21,10 @@ REGRESSION_SCHEDULE_Q = 313  # Zhang et al. 2016's Q, used when the head has no 
 L_CENTRE, L_RANGE = 50.0, 100.0
 
 
-class PatchNet(nnx.Module):
+class PatchNet(Backbone):
     """The RReLU study's net: L in [0, 100] of size S -> ``out_channels`` maps of size S - 16."""
+
+    OPTIONS = ("schedule_q",)
 
     output_stride = 1
     border = NUM_CONVS  # valid convs: 8 pixels lost on each side

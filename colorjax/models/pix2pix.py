@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from colorjax.color import AB_SCALE
+from colorjax.models.backbone import Backbone
 from colorjax.models.activations import Activation
 from colorjax.models.layers import (
     PIX2PIX_INIT, batch_norm, block_output, conv, conv_transpose, scaled, set_conv_algorithm,
@@ -73,8 +74,10 @@ class UNetLevel(nnx.Module):
         return _apply(self.dropout, _apply(self.up_norm, self.up(self.up_act(x))))
 
 
-class Pix2PixGenerator(nnx.Module):
+class Pix2PixGenerator(Backbone):
     """The pix2pix U-Net generator: L in [0, 100] -> ``out_channels`` maps at the input size."""
+
+    OPTIONS = ("num_downs", "num_dropout")
 
     output_stride = 1
     border = 0

@@ -36,6 +36,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax.color import AB_SCALE
+from colorjax.models.backbone import Backbone
 from colorjax.models.activations import Activation
 from colorjax.models.eccv16 import L_CENTRE, L_RANGE
 from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
@@ -70,8 +71,11 @@ def no_hints(L: jax.Array) -> jax.Array:
     return jnp.zeros((*L.shape[:-1], HINT_CHANNELS), L.dtype)
 
 
-class SIGGRAPH17(nnx.Module):
+class SIGGRAPH17(Backbone):
     """The user-guided backbone: (L, hints) -> ab maps at full resolution or logits at 1/4."""
+
+    OPTIONS = ("class_bins", "bn_affine")
+    TAKES_HEAD_KIND = True
 
     takes_hints = True
     border = 0

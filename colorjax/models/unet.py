@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from colorjax.models.backbone import Backbone
 from colorjax.models.activations import Activation
 from colorjax.models.layers import batch_norm, block_output, conv, conv_transpose, scaled
 
@@ -35,8 +36,10 @@ class DoubleConv(nnx.Module):
         return self.act2(self.conv2(self.act1(self.conv1(x))))
 
 
-class UNet(nnx.Module):
+class UNet(Backbone):
     """U-Net: L in [0, 100] -> ``out_channels`` maps at the input resolution."""
+
+    OPTIONS = ("depth", "dropout_levels", "dropout_rate")
 
     output_stride = 1
     border = 0

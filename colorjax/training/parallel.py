@@ -53,12 +53,6 @@ def global_batch(local_batch: dict, mesh: Mesh) -> dict:
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
-def replicate(tree, mesh: Mesh):
-    """Place a pytree of host values on every device of ``mesh`` (a global replicated array)."""
-    sharding = replicated(mesh)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
-
-
 def to_host(tree):
     """Fully replicated global arrays back to numpy (each host reads its local copy)."""
     return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)

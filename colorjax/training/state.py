@@ -28,7 +28,6 @@ class Modules:
 
     train: nnx.GraphDef  # generator in training mode (BatchNorm batch statistics, dropout on)
     eval: nnx.GraphDef  # generator in evaluation mode
-    full: nnx.GraphDef  # generator, all state in one (for the ``model`` item)
     d_train: nnx.GraphDef | None = None
 
 
@@ -36,16 +35,15 @@ def _graphdefs(module_fn):
     module = nnx.eval_shape(module_fn)
     module.train()
     train, _, _ = nnx.split(module, nnx.Param, ...)
-    full, _ = nnx.split(module)
     module.eval()
     evaluation, _, _ = nnx.split(module, nnx.Param, ...)
-    return train, evaluation, full
+    return train, evaluation
 
 
 def init_state(model_fn, tx, mesh, *, discriminator_fn=None, d_tx=None):
     """``(Modules, state)``: the model (and discriminator) built and initialised directly into
     replicated arrays on ``mesh`` by one jitted function."""
-    train, evaluation, full = _graphdefs(model_fn)
+    train, evaluation = _graphdefs(model_fn)
     d_train = _graphdefs(discriminator_fn)[0] if discriminator_fn else None
 
     def init():
@@ -57,7 +55,7 @@ def init_state(model_fn, tx, mesh, *, discriminator_fn=None, d_tx=None):
         return state
 
     state = jax.jit(init, out_shardings=parallel.replicated(mesh))()
-    return Modules(train, evaluation, full, d_train), state
+    return Modules(train, evaluation, d_train), state
 
 
 def _as_named_leaves(tree) -> dict:
