@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,27 +18,14 @@ from PIL import Image
 from conftest import REPO, random_photo, save_random_model
 from colorjax import safe_files
 from colorjax.inference import colorize as colorize_lib
-from colorjax.inference import commands as colorize_commands
-
-MODEL_CONFIG = {"backbone": "eccv16", "head": "classification", "width": 1 / 16}
+from test_reliability_outputs import _inputs  # 40 x 56 random photos photo0.png, photo1.png, ...
+from test_reliability_outputs import _run as _colorize  # the colorize command at --size 32
+from test_reliability_outputs import MODEL_CONFIG  # ECCV16 at 1/16 width
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return save_random_model(tmp_path_factory.mktemp("ckpt"), MODEL_CONFIG)
-
-
-def _inputs(root: Path, n: int = 2) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(random_photo(40, 56, i)).save(root / f"photo{i}.png")
-    return root
-
-
-def _colorize(argv) -> int:
-    parser = argparse.ArgumentParser()
-    colorize_commands.add_arguments(parser)
-    return colorize_commands.run(parser.parse_args(["--no-progress", "--size", "32", *argv]))
 
 
 def _output(out: Path, input_name: str) -> Path:
@@ -49,6 +34,7 @@ def _output(out: Path, input_name: str) -> Path:
 
 # ---- 1. colorize --overwrite never writes through a link --------------------------------------------
 
+@pytest.mark.slow  # saves, loads and compiles a model for two colorize runs
 def test_colorize_overwrite_never_writes_through_links(checkpoint, tmp_path, capsys):
     inputs, out = _inputs(tmp_path / "in"), tmp_path / "out"
     out.mkdir()
@@ -187,24 +173,20 @@ def test_every_image_is_opened_through_the_raster_allow_list():
 
 # ---- 12. files that are not files: checked before reading, read with a cap -------------------------
 
+@pytest.mark.slow  # a child process imports the data stack: ~20 s on 2 loaded CPU cores
 def test_a_fifo_is_refused_without_hanging_the_build(tmp_path):
-    from test_reliability_training import deadline
-
-    from colorjax.data import folder
-
     photos = _inputs(tmp_path / "photos", 1)
     fifo = photos / "pipe.jpg"
     os.mkfifo(fifo)
-    try:
-        with deadline(60):
-            record = folder.build_folder_dataset(photos, tmp_path / "data", ratios=(1, 0, 0))
-    finally:  # a reader blocked on the FIFO (the old behaviour) gets end-of-file and lets the test end
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
-    assert record["examples"] == {"train": 1}
-    assert record["skipped"] == [{"file": "pipe.jpg", "reason": "a FIFO (named pipe), not a regular file: not read"}]
+    command = [sys.executable, "-m", "colorjax.cli", "data", "build", str(photos), "--data-dir", str(tmp_path / "data"),
+               "--ratios", "1", "0", "0"]
+    try:  # a child process: a build blocked on the FIFO (the old behaviour) is killed, not the test run
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("data build still waiting on a FIFO after 120 s")
+    assert result.returncode == 0, result.stderr
+    assert "examples: {'train': 1}" in result.stdout
+    assert "skipped pipe.jpg: a FIFO (named pipe), not a regular file: not read" in result.stdout
 
 
 def test_devices_and_oversized_files_are_refused_before_reading(tmp_path, monkeypatch):
@@ -217,14 +199,16 @@ def test_devices_and_oversized_files_are_refused_before_reading(tmp_path, monkey
     (photos / "zero.jpg").symlink_to("/dev/zero")
     with open(photos / "huge.jpg", "wb") as f:  # sparse: no block of it is written
         f.truncate(20 << 30)
+    os.mkfifo(photos / "pipe.jpg")  # opened without blocking (the build's own check is the slow test above)
     for name, reason in [("zero.jpg", "a character device, not a regular file: not read"),
-                         ("huge.jpg", f"{20 << 30} bytes, over the {cap}-byte cap for one file: not read")]:
+                         ("huge.jpg", f"{20 << 30} bytes, over the {cap}-byte cap for one file: not read"),
+                         ("pipe.jpg", "a FIFO .named pipe., not a regular file: not read")]:
         with pytest.raises(BadImageError, match=f"{name}: {reason}"):
             load_image(photos / name)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**6)  # the photo itself must fit
     record = folder.build_folder_dataset(photos, tmp_path / "data", ratios=(1, 0, 0))
     assert record["examples"] == {"train": 1}
-    assert sorted(s["file"] for s in record["skipped"]) == ["huge.jpg", "zero.jpg"]
+    assert sorted(s["file"] for s in record["skipped"]) == ["huge.jpg", "pipe.jpg", "zero.jpg"]
 
 
 def test_read_regular_file_reads_a_file_that_fits(tmp_path):
