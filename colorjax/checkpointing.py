@@ -38,6 +38,7 @@ from colorjax.models import build_model
 from colorjax.models.layers import set_conv_algorithm
 from colorjax.models.vgg16 import VGG16Features, vgg16_config
 from colorjax.prior import ColourPrior
+from colorjax.safe_files import write_text_atomically
 
 MODEL, CONFIG, PRIOR, PRIOR_SETTINGS = "model", "config", "prior", "prior_settings"
 # The model config's entry holding the inference defaults (not an argument of build_model).
@@ -89,12 +90,7 @@ def write_manifest(step_dir) -> None:
     for name in _step_files(root):
         path = os.path.join(root, name)
         entries[name] = [os.path.getsize(path), _crc32(path)]
-    temporary = os.path.join(root, f"{MANIFEST}.tmp-{os.getpid()}")
-    with open(temporary, "w") as f:
-        json.dump({"files": entries}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, os.path.join(root, MANIFEST))
+    write_text_atomically(os.path.join(root, MANIFEST), json.dumps({"files": entries}))
 
 
 def verify_manifest(step_dir) -> bool:

@@ -206,3 +206,38 @@ def test_crops_of_larger_images_train_at_the_crop_and_validate_and_run_at_the_im
     with pytest.raises(ValueError, match="resize_size = 24 must be >= data.crop_size"):
         train(tiny_config(**{"data.resize_size": 24}), tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow  # compiles the supervised, GAN and critic steps of a user-guided net: ~40 s on 2 CPU cores
+def test_user_guided_generator_gets_its_hints_in_every_phase(tiny_config, smooth_photo, monkeypatch):
+    """SIGGRAPH17 under NoGAN (whose GAN and critic phases are pix2pix's steps): the generator is
+    called with L and the simulated hints (1 + 3 channels) in the supervised, GAN and critic steps,
+    and the GAN step's reconstruction loss is the supervised step's loss on the same state and batch."""
+    import jax
+
+    from colorjax.training import config as config_lib
+    from colorjax.training import parallel, steps, trainer
+
+    config = tiny_config(**{"method": "nogan", "model.backbone": "siggraph17", "model.head": "regression",
+                            "loss.class_weight": 0.0})
+    config_lib.validate(config, jax.device_count(), jax.process_count())
+    model_config = trainer.model_config_of(config)
+    stride, _ = trainer.check_model(trainer.model_factory(model_config, config.seed), config.data.crop_size)
+    run = trainer._build(config, model_config, None, stride, 10, parallel.data_mesh(), None)
+    batch = {"rgb": np.stack([smooth_photo(32, 32, seed) for seed in range(config.data.batch_size)])}
+
+    channels, apply_module = [], steps.apply_module
+
+    def recording(graphdef, params, rest, *inputs, **kwargs):  # runs while each step is traced
+        channels.append(tuple(x.shape[-1] for x in inputs))
+        return apply_module(graphdef, params, rest, *inputs, **kwargs)
+
+    monkeypatch.setattr(steps, "apply_module", recording)
+    copy = lambda state: jax.tree.map(lambda x: x.copy(), state)  # noqa: E731 - the steps donate their state
+    losses = {}
+    for phase in ("supervised", "gan", "critic"):
+        channels.clear()
+        _, losses[phase] = run.fns[phase](copy(run.state), batch)
+        assert (1, 3) in channels, (phase, channels)  # L and (ab hint, mask) reached the generator
+        assert (1,) not in channels, (phase, channels)  # never L alone
+    assert float(losses["gan"]["recon_loss"]) == pytest.approx(float(losses["supervised"]["loss"]), rel=1e-5)

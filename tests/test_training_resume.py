@@ -1,5 +1,6 @@
-"""Exact resume after SIGKILL, the same losses on 8 devices as on 1 (fresh and restored from a
-1-device checkpoint), and two processes training together through jax.distributed.
+"""Exact resume after SIGKILL and after SIGTERM / SIGINT (which save the current step), the same
+losses on 8 devices as on 1 (fresh and restored from a 1-device checkpoint), and two processes
+training together through jax.distributed.
 
 Child processes run ``CHILD`` below: a fresh interpreter is the only way to get a SIGKILL, a forced
 device count or a second jax.distributed process.
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +184,56 @@ def test_sigkill_then_resume_is_exact_with_a_stochastic_backbone(tmp_path):
     killed = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in killed if r["split"] == "train"] == [1, 2, 3, 4]  # no step twice
     assert {**_losses([r for r in killed if r["split"] == "train"]), **_losses(resumed["train"])} == reference
+
+
+# argv: a marker file, then `colorjax train`'s arguments. From its third step on the child writes the
+# marker and takes a second per step, so that the test's signal lands while it trains.
+SIGNALLED_CHILD = """
+import sys, time
+from pathlib import Path
+from colorjax.cli import main
+from colorjax.training import logging as run_logging
+
+marker, advance, done = Path(sys.argv[1]), run_logging.RunLog.advance, [0]
+def slow_advance(self, *args, **kwargs):
+    advance(self, *args, **kwargs)
+    done[0] += 1
+    if done[0] >= 3:
+        marker.write_text(str(done[0]))
+        time.sleep(1.0)
+run_logging.RunLog.advance = slow_advance
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_the_current_step_and_resume_is_exact(tmp_path, uninterrupted, signum):
+    workdir, marker = tmp_path / "run", tmp_path / "marker"
+    overrides = [*OVERRIDES, "train.checkpoint_every=6"]  # no regular checkpoint before the last step
+    environment = {**os.environ, "JAX_PLATFORMS": os.environ.get("COLORJAX_TEST_CHILD_PLATFORMS", "cpu"),
+                   "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE}
+    command = [sys.executable, "-c", SIGNALLED_CHILD, str(marker), "train", "--config", TINY, "--workdir", str(workdir),
+               *(f"--config.{o}" for o in overrides)]
+    process = subprocess.Popen(command, env=environment, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)  # the run is at step 3 or just after it
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 128 + signum, log
+    stopped = [line for line in log.splitlines() if "stopped by" in line]
+    assert len(stopped) == 1 and "Traceback" not in log, log
+    step = int(stopped[0].split(" at step ")[1].split(":")[0])
+    assert 3 <= step < 6
+    assert stopped[0] == (f"colorjax train: stopped by {signal.Signals(signum).name} at step {step}: checkpoint saved in "
+                          f"{workdir / 'checkpoints' / str(step)}; --resume continues from it")
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [step]
+
+    from colorjax.training import apply_overrides
+
+    resumed = train(apply_overrides(load_config_file(TINY), overrides), workdir, resume=True)
+    assert resumed["start_step"] == step
+    stopped_run = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stopped_run if r["split"] == "train"] == list(range(1, 7))  # every step once
+    assert {**_losses([r for r in stopped_run if r["split"] == "train"]), **_losses(resumed["train"])} == uninterrupted

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--name", help="dataset name (default: from the folder's name)")
     build.add_argument("--ratios", nargs=3, type=float, default=DEFAULT_RATIOS, metavar=("TRAIN", "VAL", "TEST"),
                        help="split ratios when the folder has no train/ val/ test/ subfolders (default 0.8 0.1 0.1)")
+    build.add_argument("--overwrite", action="store_true",
+                       help="replace DATA_DIR/NAME/1.0.0 even when it is not an earlier build of this folder")
     convert = sub.add_parser("convert", help="add array_record shards to a TFDS dataset prepared as tfrecord")
     convert.add_argument("name", help="TFDS name, e.g. imagenet2012 or places365_small/config:2.1.0")
     convert.add_argument("--data-dir", required=True, help="the TFDS data dir that holds the dataset")
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         match args.data_command:
             case "build":
                 record = folder.build_folder_dataset(
-                    args.folder, args.data_dir or sources.default_data_dir(), name=args.name, ratios=args.ratios
+                    args.folder, args.data_dir or sources.default_data_dir(), name=args.name, ratios=args.ratios,
+                    overwrite=args.overwrite,
                 )
                 _print_build_record(record)
             case "convert":
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                     args.name, args.data_dir, verify_data=True if args.verify_data else None), indent=1))
             case "info":
                 _print_info(args.spec, args.data_dir or sources.default_data_dir())
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -30,7 +30,8 @@ import shutil
 import time
 
 from colorjax.data import splits as splits_lib
-from colorjax.data.images import BadImageError, decode_image
+from colorjax.data.images import BadImageError, decode_image, read_image_file
+from colorjax.safe_files import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,56 @@ def dataset_name_for(folder: str | os.PathLike) -> str:
     return name if name[:1].isalpha() else f"folder_{name}"
 
 
+# What a dataset name may be: one path component that TFDS accepts, never a separator or "..".
+_DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_dataset_name(name: str) -> str:
+    """``name``, or a ValueError when it is not a plain dataset name (path separators, ``..``)."""
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+        raise ValueError(f"dataset name {name!r}: use lower-case letters, digits and underscores, starting with a "
+                         f"letter (it names a folder in the data dir: no path separators, no '..')")
+    return name
+
+
 def dataset_dir(data_dir: str | os.PathLike, name: str) -> pathlib.Path:
-    return pathlib.Path(data_dir).expanduser() / name / DATASET_VERSION
+    return pathlib.Path(data_dir).expanduser() / check_dataset_name(name) / DATASET_VERSION
+
+
+def _is_built_file(file_name: str, name: str) -> bool:
+    """Whether a build of dataset ``name`` writes a file called ``file_name``."""
+    if file_name in (BUILD_RECORD, "dataset_info.json", "features.json"):
+        return True
+    splits = "|".join(splits_lib.SPLITS)
+    return re.fullmatch(rf"{re.escape(name)}-({splits})\.array_record-\d{{5}}(-of-\d{{5}})?", file_name) is not None
+
+
+def why_not_replaceable(directory: pathlib.Path, name: str, root: pathlib.Path) -> str | None:
+    """Why the existing ``directory`` is not a build of ``root`` by colorjax (which a build may
+    replace), or None when it is one or does not exist: its build record must be present and
+    name the dataset and the folder, and it must hold only the files a build writes."""
+    if not os.path.lexists(directory):
+        return None
+    if directory.is_symlink() or not directory.is_dir():
+        return "is not a folder colorjax built"
+    try:
+        record = json.loads((directory / BUILD_RECORD).read_text())
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or record.get("name") != name:
+        return f"has no build record ({BUILD_RECORD}) of dataset {name!r}: colorjax did not build it"
+    if record.get("source_folder") != str(root):
+        return f"holds the build of another folder, {record.get('source_folder')}"
+    foreign = sorted(p.name for p in directory.iterdir() if not _is_built_file(p.name, name))
+    if foreign:
+        return f"holds files a build does not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})"
+    return None
+
+
+def _check_replaceable(directory: pathlib.Path, name: str, root: pathlib.Path, overwrite: bool) -> None:
+    if not overwrite and (reason := why_not_replaceable(directory, name, root)):
+        raise FileExistsError(f"{directory} {reason}; nothing was changed (--overwrite replaces it, or choose "
+                              f"another --name or --data-dir)")
 
 
 def list_images(folder: pathlib.Path) -> list[str]:
@@ -74,6 +123,60 @@ def fingerprint(folder: pathlib.Path, relative_paths: list[str]) -> str:
     return digest.hexdigest()
 
 
+def folder_features():
+    """The feature spec of every folder dataset: the encoded image and its path in the folder."""
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict(
+        {"image": tfds.features.Image(shape=(None, None, 3)), "filename": tfds.features.Text()}
+    )
+
+
+# TFDS's own feature classes: the only ones a dataset's features.json may name (see check_features).
+TFDS_FEATURES_PACKAGE = "tensorflow_datasets.core.features."
+FEATURES_FILE = "features.json"
+_FEATURES_FILE_CAP = 1 << 20
+
+
+def check_features(features_file: str | os.PathLike, expected=None) -> None:
+    """A ValueError unless ``features_file`` is ``expected`` (a FeaturesDict) exactly, or, with no
+    ``expected``, names only TFDS's own feature classes.
+
+    TFDS imports the module that each ``pythonClassName`` of a dataset's ``features.json`` names
+    before it checks anything: a hand-edited file could make reading a dataset import any installed
+    module. This check runs before TFDS reads the file.
+    """
+    from google.protobuf import json_format
+
+    path = pathlib.Path(features_file)
+    try:
+        stored = json.loads(read_regular_file(path, _FEATURES_FILE_CAP))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable feature spec ({error})") from None
+    if expected is not None:
+        if stored != json.loads(json_format.MessageToJson(expected.to_proto())):
+            raise ValueError(f"{path}: not the feature spec colorjax builds (an image and its file name); not read, as "
+                             f"TFDS would import the classes it names (rebuild it with `colorjax data build --overwrite`)")
+        return
+    foreign = sorted({name for name in _class_names(stored) if not name.startswith(TFDS_FEATURES_PACKAGE)})
+    if foreign:
+        raise ValueError(f"{path}: names feature classes outside TFDS ({', '.join(map(repr, foreign[:3]))}); not read, "
+                         f"as TFDS would import them")
+
+
+def _class_names(value):
+    """Every ``pythonClassName`` value in a parsed features.json (any nesting)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "pythonClassName":
+                yield item if isinstance(item, str) else repr(item)
+            else:
+                yield from _class_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _class_names(item)
+
+
 def read_build_record(directory: str | os.PathLike) -> dict | None:
     path = pathlib.Path(directory) / BUILD_RECORD
     return json.loads(path.read_text()) if path.exists() else None
@@ -93,26 +196,33 @@ def ensure_folder_dataset(folder, data_dir, *, name=None, ratios=None) -> pathli
     """The dataset directory of ``folder``, built first if missing or built from other files.
 
     ``ratios=None`` accepts the existing build's ratios (and uses the default for a new build);
-    other ratios than the existing build's rebuild it.
+    other ratios than the existing build's rebuild it. A directory that is not a build of
+    ``folder`` is never replaced (``FileExistsError``).
     """
     root, paths = _check_folder(folder)
     directory = dataset_dir(data_dir, name or dataset_name_for(root))
     record = read_build_record(directory)
-    current = record and record["fingerprint"] == fingerprint(root, paths)
-    if not current or (ratios is not None and record["ratios"] != list(splits_lib.check_ratios(ratios))):
+    current = isinstance(record, dict) and record.get("fingerprint") == fingerprint(root, paths)
+    if not current or (ratios is not None and record.get("ratios") != list(splits_lib.check_ratios(ratios))):
         build_folder_dataset(root, data_dir, name=name, ratios=ratios or splits_lib.DEFAULT_RATIOS)
     return directory
 
 
-def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAULT_RATIOS, threads=2) -> dict:
-    """Builds (or rebuilds) the dataset; returns the build record written beside it."""
+def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAULT_RATIOS, threads=2,
+                         overwrite=False) -> dict:
+    """Builds (or rebuilds) the dataset; returns the build record written beside it.
+
+    An existing ``DATA_DIR/NAME/1.0.0`` is replaced only when it is an earlier build of the same
+    folder (:func:`why_not_replaceable`), else refused before any work unless ``overwrite``.
+    """
     import tensorflow_datasets as tfds
 
     started = time.perf_counter()
     root, paths = _check_folder(folder)
     ratios = splits_lib.check_ratios(ratios)
-    name = name or dataset_name_for(root)
+    name = check_dataset_name(name) if name is not None else dataset_name_for(root)
     final_dir = dataset_dir(data_dir, name)
+    _check_replaceable(final_dir, name, root, overwrite)
     work_dir = final_dir.with_name(f"{DATASET_VERSION}.incomplete-{os.getpid()}")
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
@@ -129,9 +239,7 @@ def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAU
         "conversions": {},
         "skipped": [],
     }
-    features = tfds.features.FeaturesDict(
-        {"image": tfds.features.Image(shape=(None, None, 3)), "filename": tfds.features.Text()}
-    )
+    features = folder_features()
     identity = tfds.core.DatasetIdentity(
         name=name, version=tfds.core.Version(DATASET_VERSION), data_dir=str(work_dir), module_name=__name__
     )
@@ -151,6 +259,13 @@ def build_folder_dataset(folder, data_dir, *, name=None, ratios=splits_lib.DEFAU
         raise ValueError(f"no readable image in {root}: all {len(paths)} files were skipped")
     record["build_seconds"] = round(time.perf_counter() - started, 2)
     (work_dir / BUILD_RECORD).write_text(json.dumps(record, indent=1))
+    try:
+        _check_replaceable(final_dir, name, root, overwrite)  # again: it may have appeared meanwhile
+    except FileExistsError:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    if final_dir.is_symlink() or final_dir.is_file():  # --overwrite: the link goes, never what it points to
+        final_dir.unlink()
     shutil.rmtree(final_dir, ignore_errors=True)
     try:
         work_dir.rename(final_dir)
@@ -166,10 +281,7 @@ def _encode(root: pathlib.Path, relative_path: str) -> tuple[bytes, tuple[str, .
     """The bytes to store for one file and the conversions it needed, or the error."""
     path = root / relative_path
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        return BadImageError(str(path), f"cannot read the file ({error.strerror or error})")
-    try:
+        data = read_image_file(path)  # a regular file of bounded size: a FIFO or /dev/zero is refused unread
         decoded = decode_image(data, str(path))
     except BadImageError as error:
         return error

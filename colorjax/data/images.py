@@ -15,6 +15,11 @@ Every input the pipeline, the dataset builder and ``colorjax colorize`` meet goe
 - more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression bomb): ``BadImageError``,
   checked from the header before any pixel is decoded.
 - corrupt, truncated, unreadable or non-image data: ``BadImageError`` naming the file.
+- any format but the raster formats of :data:`RASTER_FORMATS`, whatever the file's name (EPS and
+  PostScript above all, which Pillow would hand to Ghostscript, an interpreter): ``BadImageError``;
+  no external program ever runs. :func:`open_image` is the one place colorjax opens image data.
+- a path that is not a regular file (a FIFO, a device such as ``/dev/zero``, also through a
+  symbolic link) or a file larger than :func:`max_file_bytes`: ``BadImageError``, before reading.
 """
 
 from __future__ import annotations
@@ -28,10 +33,16 @@ import warnings
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from colorjax.safe_files import UnreadableFileError, read_regular_file
+
 _GRAY_MODES = {"1", "L"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _WHITE = (255, 255, 255)
+# The formats colorjax reads, and the only Pillow plugins ever tried (``Image.open``'s ``formats=``):
+# Pillow picks a plugin from the content, not the name, and its EPS plugin runs Ghostscript on
+# whatever a file holds. (Pillow's JPEG plugin also opens the multi-picture JPEGs that cameras write.)
+RASTER_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF")
 
 
 class BadImageError(ValueError):
@@ -52,15 +63,31 @@ class DecodedImage:
     conversions: tuple[str, ...]  # e.g. ("exif-rotated", "cmyk"); empty if the file was plain RGB
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file into uint8 RGB ``[H, W, 3]`` (see the module docstring for each kind)."""
+def max_file_bytes() -> int:
+    """The largest image file read: no image within ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's default
+    when unset) needs more than 8 bytes a pixel (16-bit RGBA, uncompressed) and 16 MiB of metadata."""
+    pixels = Image.MAX_IMAGE_PIXELS or _PILLOW_DEFAULT_MAX_PIXELS
+    return 8 * pixels + (16 << 20)
+
+
+_PILLOW_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # PIL.Image's own default
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the image file ``path``: a regular file of at most :func:`max_file_bytes`, checked
+    before reading (a FIFO never blocks, ``/dev/zero`` is never read); ``BadImageError`` otherwise."""
     name = os.fspath(path)
     try:
-        with open(name, "rb") as f:
-            data = f.read()
+        return read_regular_file(name, max_file_bytes())
+    except UnreadableFileError as error:
+        raise BadImageError(name, str(error)) from error
     except OSError as error:
         raise BadImageError(name, f"cannot read the file ({error.strerror or error})") from error
-    return np.asarray(decode_image(data, name).image)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file into uint8 RGB ``[H, W, 3]`` (see the module docstring for each kind)."""
+    return np.asarray(decode_image(read_image_file(path), os.fspath(path)).image)
 
 
 def decode_image(data: bytes, name: str = "<bytes>", *, min_side: int | None = None) -> DecodedImage:
@@ -91,11 +118,13 @@ def _open(data: bytes, name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = open_image(data)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadImageError(name, f"decompression bomb refused ({error})") from error
     except UnidentifiedImageError as error:
-        raise BadImageError(name, "not an image (no decoder recognises its content)") from error
+        raise BadImageError(
+            name, f"not an image in a format colorjax reads ({', '.join(RASTER_FORMATS)}): not decoded"
+        ) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImageError(name, f"unreadable image header ({error})") from error
     limit = Image.MAX_IMAGE_PIXELS
@@ -108,6 +137,12 @@ def _open(data: bytes, name: str) -> Image.Image:
     if image.width == 0 or image.height == 0:
         raise BadImageError(name, "image has zero width or height")
     return image
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The lazily opened image of ``data`` (its header parsed, no pixel decoded), tried only as the
+    :data:`RASTER_FORMATS`; raises ``PIL.UnidentifiedImageError`` for anything else."""
+    return Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
 
 
 def _orientation(image: Image.Image) -> int | None:

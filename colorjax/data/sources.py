@@ -81,6 +81,7 @@ def _check_split(available, split: str, where: str) -> None:
 def _folder_records(directory: pathlib.Path, split: str):
     import tensorflow_datasets as tfds
 
+    folder.check_features(pathlib.Path(directory) / folder.FEATURES_FILE, folder.folder_features())  # before TFDS reads it
     builder = tfds.builder_from_directory(os.fspath(directory))
     _check_split(builder.info.splits.keys(), split, str(directory))
     return builder.as_data_source(split=split, decoders=_skip_image_decoding("image"))
@@ -90,6 +91,8 @@ def _tfds_records(name: str, split: str, data_dir: str | None, image_key: str):
     import tensorflow_datasets as tfds
 
     data_dir = data_dir or default_data_dir()
+    for features_file in _features_files(data_dir, name):  # before TFDS reads them (folder.check_features)
+        folder.check_features(features_file)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         prepared = builder.is_prepared()
@@ -114,6 +117,14 @@ def _tfds_records(name: str, split: str, data_dir: str | None, image_key: str):
             f"TFDS dataset {name!r} in {data_dir} is stored as {builder.info.file_format.value}, which has "
             f"no random access; run `colorjax data convert {name} --data-dir {data_dir}` once"
         ) from error
+
+
+def _features_files(data_dir: str, name: str) -> list[pathlib.Path]:
+    """The features.json files TFDS may read for ``name`` (``NAME[/CONFIG][:VERSION]``) in ``data_dir``."""
+    base = pathlib.Path(data_dir).expanduser() / name.split(":")[0]
+    if not base.is_dir():
+        return []
+    return sorted(p for pattern in ("*/features.json", "*/*/features.json") for p in base.glob(pattern))
 
 
 def _restore_alternative_formats(builder) -> None:

@@ -141,11 +141,12 @@ def check_upload_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int
     Only the header is parsed here: an oversized image is refused before any pixel is decoded.
     """
     from colorjax.data import BadImageError
+    from colorjax.data.images import open_image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
+            with open_image(data) as header:  # raster formats only: no external interpreter
                 width, height = header.size
     except Image.DecompressionBombError:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)

@@ -24,6 +24,7 @@ from PIL import Image
 from colorjax.inference.colorizer import DEFAULT_BATCH, DEFAULT_SIZE, DEFAULT_TEMPERATURE, Colorizer
 from colorjax.inference.host_work import pipelined
 from colorjax.inference.pixels import lightness
+from colorjax.safe_files import file_identity, write_atomically
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 OUTPUT_FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "jpeg": ("JPEG", ".jpg")}
@@ -124,27 +125,23 @@ def check_output_folder(out_dir: str | os.PathLike) -> None:
 
 def check_outputs_spare_inputs(todo: list[tuple[Path, Path]], out_dir, fmt: str) -> None:
     """A ValueError when an output would replace one of the inputs (e.g. ``--out`` the input folder
-    and ``--format`` the inputs' own type)."""
-    inputs = {_resolved(path) for path, _ in todo}
+    and ``--format`` the inputs' own type); files are compared by identity (device and inode), so
+    an output that is a hard or symbolic link to an input is that input."""
+    inputs = {file_identity(path) for path, _ in todo} - {None}
     for path, name in todo:
-        target = _resolved(output_path(out_dir, name, fmt))
-        if target in inputs:
+        target = output_path(out_dir, name, fmt)
+        if file_identity(target) in inputs:
             raise ValueError(f"{target}: the output for {path} would replace an input; choose another --out")
 
 
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
 def save_image(rgb: np.ndarray, path: Path, fmt: str) -> None:
-    """Write uint8 RGB as PNG or JPEG (quality 95), creating parent folders."""
+    """Write uint8 RGB as PNG or JPEG (quality 95), creating parent folders; atomically
+    (:func:`colorjax.safe_files.write_atomically`): a failed write leaves nothing under ``path``,
+    and an existing link at ``path`` is replaced, never written through."""
     pil_format, _ = OUTPUT_FORMATS[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": JPEG_QUALITY} if pil_format == "JPEG" else PNG_OPTIONS
-    Image.fromarray(rgb).save(path, format=pil_format, **options)
+    write_atomically(path, lambda file: Image.fromarray(rgb).save(file, format=pil_format, **options))
 
 
 def colorize_arrays(
@@ -202,7 +199,7 @@ def colorize_files(
     check_output_folder(out_dir)
     summary = ColorizeSummary()
     if not overwrite:
-        exists = [(path, name) for path, name in todo if output_path(out_dir, name, fmt).exists()]
+        exists = [(path, name) for path, name in todo if os.path.lexists(output_path(out_dir, name, fmt))]
         summary.skipped = [output_path(out_dir, name, fmt) for _, name in exists]
         todo = [item for item in todo if item not in exists]
     bar = tqdm(total=len(todo), unit="img", desc="colorize", disable=not progress)
@@ -219,10 +216,14 @@ def colorize_files(
 
     def finish(entry, loaded, ab_small):  # writer threads: full-resolution Lab -> sRGB, encode, write
         target = output_path(out_dir, entry[1], fmt)
-        save_image(colorizer.to_srgb(loaded[0], ab_small), target, fmt)
+        try:
+            save_image(colorizer.to_srgb(loaded[0], ab_small), target, fmt)
+        except OSError as error:  # e.g. a full disk: this input's failure (nothing is left under the name)
+            return OSError(f"cannot write the output {target} ({error.strerror or error})")
         return target
 
     for (path, _), target, error in pipelined(todo, load, run_batch, finish, batch_size=colorizer.batch_size):
+        error = target if isinstance(target, OSError) else error  # a failed write
         if error is None:
             summary.written.append(target)
         elif isinstance(error, (BadImageError, OSError, HintError)):

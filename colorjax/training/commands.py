@@ -94,11 +94,15 @@ def _accept_overrides(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from colorjax.training import NonFiniteLossError, apply_overrides, train
+    from colorjax.training.signals import TrainingInterrupted
     from colorjax.training.workdir import WorkdirBusyError
 
     try:
         config = apply_overrides(load_config_file(args.config), args.config_overrides)
         summary = train(config, args.workdir, resume=args.resume)
+    except TrainingInterrupted as error:  # SIGTERM / SIGINT: a checkpoint at the current step, one line
+        print(f"colorjax train: {error}", file=sys.stderr)
+        return error.exit_code
     except (FileNotFoundError, FileExistsError, ValueError, NonFiniteLossError, WorkdirBusyError) as error:
         print(f"colorjax train: {error}", file=sys.stderr)
         return 1

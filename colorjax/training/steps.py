@@ -136,7 +136,8 @@ def _apply(obj: Objective, graphdef, params, rest, *inputs, method: str | None =
 
 
 def model_inputs(obj: Objective, L: jnp.ndarray, ab: jnp.ndarray, rgb: jnp.ndarray) -> tuple:
-    """The model's inputs: ``(L,)``, or ``(L, simulated hints)`` for a model that takes hints."""
+    """The model's inputs: ``(L,)``, or ``(L, simulated hints)`` for a model that takes hints; every
+    step (supervised, GAN, critic, evaluation) calls the generator with these."""
     if obj.hints is None:
         return (L,)
     return L, simulate_hints(batch_key(obj.hint_seed, rgb), ab, obj.hints)
@@ -213,7 +214,8 @@ def gan_step(obj: Objective, graphdef, tx, d_graphdef, d_tx):
 
     def step(state, batch):
         L, ab, colourful = lab_batch(batch["rgb"])
-        g_forward = lambda params: _apply(obj, graphdef, params, state["rest"], L)  # noqa: E731
+        inputs = model_inputs(obj, L, ab, batch["rgb"])  # the same inputs (hints too) as the supervised step
+        g_forward = lambda params: _apply(obj, graphdef, params, state["rest"], *inputs)  # noqa: E731
         out, g_vjp, rest = jax.vjp(g_forward, state["params"], has_aux=True)
         L_full, real_ab = _discriminator_inputs(obj, out, L, ab)
         state, d_loss = _discriminator_update(obj, d_graphdef, d_tx, state, L_full, real_ab, full_resolution_lab(obj, out, L)[..., 1:])
@@ -240,7 +242,7 @@ def critic_step(obj: Objective, eval_graphdef, d_graphdef, d_tx):
 
     def step(state, batch):
         L, ab, _ = lab_batch(batch["rgb"])
-        out, _ = _apply(obj, eval_graphdef, state["params"], state["rest"], L)
+        out, _ = _apply(obj, eval_graphdef, state["params"], state["rest"], *model_inputs(obj, L, ab, batch["rgb"]))
         L_full, real_ab = _discriminator_inputs(obj, out, L, ab)
         state, d_loss = _discriminator_update(obj, d_graphdef, d_tx, state, L_full, real_ab, full_resolution_lab(obj, out, L)[..., 1:])
         return state, {"loss": d_loss, "d_loss": d_loss}

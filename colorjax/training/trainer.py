@@ -40,7 +40,7 @@ from colorjax import checkpointing, metrics
 from colorjax.data import NoUsableImagesError, make_loader
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
-from colorjax.training import memory, optim, parallel, priors, steps
+from colorjax.training import memory, optim, parallel, priors, signals, steps
 from colorjax.training import state as state_lib
 from colorjax.training import workdir as workdir_lib
 from colorjax.training.config import GAN_METHODS
@@ -351,6 +351,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
         raise ValueError(f"{workdir}: cannot create the workdir ({error.strerror or error})") from None
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(workdir_lib.WorkdirLock(workdir, jax.process_index()))
+        interrupts = cleanup.enter_context(signals.StopOnSignals())  # SIGTERM / SIGINT: see signals.py
         manager = checkpointing.checkpoint_manager(workdir / checkpointing.TRAINING_SUBDIR, keep_last=t.keep_checkpoints,
                                                    best_metric=t.best_metric, best_mode=t.best_mode)
         cleanup.callback(manager.close)
@@ -396,6 +397,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
 
         if start == 0 and t.eval_every and t.eval_images > 0:  # the curve's first point
             validation(0)
+        interrupts.defer()  # from here a signal is acted on after the step: a checkpoint at that step
         while step < num_steps:
             state, step_metrics = fns[phase(config, step)](state, parallel.global_batch(next(iterator), mesh))
             step += 1
@@ -403,7 +405,8 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
             log.advance()
             is_checkpoint = step % t.checkpoint_every == 0 or step == num_steps
             is_eval = t.eval_images > 0 and (is_checkpoint or (t.eval_every and step % t.eval_every == 0))
-            if not (is_checkpoint or is_eval or step % t.log_every == 0):
+            stopping = interrupts.received is not None
+            if not (is_checkpoint or is_eval or stopping or step % t.log_every == 0):
                 continue
             records = [(s, {k: float(v) for k, v in parallel.to_host(m).items()}) for s, m in pending]
             pending = []
@@ -423,12 +426,14 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
                 bad = {k: v for k, v in val.items() if k in {"val_loss", t.best_metric} and not math.isfinite(v)}
                 if bad:
                     raise _diverged(manager, workdir, f"step {step}: non-finite validation metrics {bad}", step + 1)
-            if is_checkpoint:
+            if is_checkpoint or stopping:
                 if bad := checkpointing.nonfinite_leaves(state):
                     raise _diverged(manager, workdir, f"step {step}: NaN or infinity in {len(bad)} state array(s), "
                                     f"e.g. {bad[0]}", step + 1)
                 state_lib.save(manager, step, state, model_config=run.model_config, prior=run.prior,
                                config_json=config_json, iterator=iterator, metrics=val)
+            if stopping:
+                raise interrupts.stopped(step, manager.directory / str(step))
         best_step = manager.best_step()
     return {
         "workdir": str(workdir), "method": config.method, "steps": step, "start_step": start,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import jax
 
+from colorjax.safe_files import write_text_atomically
+
 METRICS_FILE = "metrics.jsonl"
 CORRUPT_DIR = "corrupt_checkpoints"  # checkpoints that failed to restore or check, set aside by --resume
 DIVERGED_DIR = "diverged"  # checkpoints saved from parameters that then gave a non-finite loss
@@ -87,9 +89,7 @@ def truncate_metrics(workdir: Path, step: int) -> int:
         else:
             dropped += 1
     if dropped:
-        temporary = path.with_name(f"{METRICS_FILE}.tmp-{os.getpid()}")
-        temporary.write_text("".join(f"{line}\n" for line in kept))
-        os.replace(temporary, path)
+        write_text_atomically(path, "".join(f"{line}\n" for line in kept))
     return dropped
 
 
