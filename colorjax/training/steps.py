@@ -44,6 +44,9 @@ class Objective:
     k: int = 5
     sigma: float = 5.0
     temperature: float = 0.38
+    # Validation decodes as the checkpoint will be used: the saved prior correction's logit bias
+    # (colorjax.models.heads.rebalancing_logit_bias), None where the correction is 0.
+    decode_logit_bias: np.ndarray | None = None
     perceptual_weight: float = 0.0
     vgg_features: Callable | None = None  # rgb [B, H, W, 3] in [0, 1] -> list of feature maps
     lambda_l1: float = 100.0
@@ -86,7 +89,8 @@ def predicted_ab(obj: Objective, out: jnp.ndarray) -> jnp.ndarray:
         case "regression":
             return out
         case "classification":
-            return annealed_mean(out, obj.centres, obj.temperature)
+            logits = out if obj.decode_logit_bias is None else out + obj.decode_logit_bias
+            return annealed_mean(logits, obj.centres, obj.temperature)
     raise ValueError(f"unknown head {obj.head!r}")
 
 

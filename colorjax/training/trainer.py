@@ -38,6 +38,7 @@ from flax import nnx
 
 from colorjax import checkpointing, metrics
 from colorjax.data import NoUsableImagesError, make_loader
+from colorjax.models.heads import rebalancing_logit_bias
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
 from colorjax.training import memory, optim, parallel, priors, signals, steps
@@ -126,6 +127,16 @@ def hint_options(config: ml_collections.ConfigDict) -> dict:
     return options
 
 
+def decode_logit_bias(config: ml_collections.ConfigDict, head: str, prior) -> np.ndarray | None:
+    """The logit bias that validation decodes with: the prior correction the checkpoint saves for
+    ``colorize`` and ``evaluate`` (``bins.prior_correction``), so the in-run scores are those of the
+    saved decoding; None without one."""
+    strength = config.bins.get("prior_correction", 0.0)
+    if head != "classification" or not strength:
+        return None
+    return np.asarray(rebalancing_logit_bias(prior.weights, strength), np.float32)
+
+
 def build_objective(config: ml_collections.ConfigDict, output_stride: int, centres, prior) -> steps.Objective:
     """The run's :class:`~colorjax.training.steps.Objective` from the config, its bins and its prior."""
     head, loss = config_lib.model_head(config), config.loss
@@ -138,6 +149,7 @@ def build_objective(config: ml_collections.ConfigDict, output_stride: int, centr
         centres=None if centres is None else np.asarray(centres, np.float32),
         class_weights=np.asarray(prior.weights, np.float32) if rebalance else None,
         k=config.bins.k, sigma=config.bins.sigma, temperature=config.bins.temperature,
+        decode_logit_bias=decode_logit_bias(config, head, prior),
         perceptual_weight=loss.perceptual_weight, vgg_features=vgg, lambda_l1=loss.lambda_l1, gan=loss.gan,
         prior=prior, compute_dtype=config.train.compute_dtype,
         remat=config.train.remat, **hint_options(config),
