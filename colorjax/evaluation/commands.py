@@ -80,8 +80,12 @@ def evaluate_to_file(
     from colorjax.evaluation.evaluate import evaluate, model_predictor
     from colorjax.evaluation.report import write_report
 
+    from colorjax.validation import inference_arguments
+
     if (checkpoint is None) == (baseline is None):
         raise ValueError("give exactly one of a checkpoint and a baseline")
+    inference_arguments(size=size, model_size=model_size, batch_size=batch_size, max_images=max_images,
+                        temperature=temperature)
     check_report_writable(out)  # before the work, so that a result is never computed and then lost
     record = {"data": data, "split": split, "size": size, "batch_size": batch_size, "checkpoint": None,
               "baseline": baseline, "temperature": None}

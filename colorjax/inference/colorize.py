@@ -294,7 +294,9 @@ def colorize_arrays(
     in the hints file) for every image, or one such list (or None) per image.
     """
     from colorjax.hints import hints_per_image
+    from colorjax.validation import inference_arguments
 
+    inference_arguments(size=size, temperature=temperature, batch_size=batch_size)
     per_image = hints_per_image(model, hints, len(images))
     return _colorize_arrays(for_inference(model), images, size, temperature, batch_size, per_image)
 
@@ -413,15 +415,19 @@ def colorize_files(
     from tqdm.auto import tqdm
 
     from colorjax.data import BadImageError, load_image
+    from colorjax.validation import inference_arguments
 
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
+    inference_arguments(size=size, temperature=temperature, batch_size=batch_size)
     check_size(model, size)
     from colorjax.hints import HintError, check_takes_hints, hint_map
 
     if hints is not None:
         check_takes_hints(model)
     todo = find_images(inputs)
+    if hints is not None:
+        hints.check_applies_to(path for path, _ in todo)
     check_outputs_spare_inputs(todo, out_dir, fmt)
     check_output_folder(out_dir)
     model = for_inference(model)

@@ -9,11 +9,18 @@ from colorjax.inference.colorize import DEFAULT_SIZE, DEFAULT_TEMPERATURE, OUTPU
 
 
 def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
-    """Check --size, --batch-size and --temperature (shared with ``colorjax evaluate``); say why not.
+    """Check --size, --model-size, --batch-size, --temperature, --prior-correction and --max-images
+    (shared with ``colorjax evaluate``) by :mod:`colorjax.validation`'s rules; say why not.
     ``None`` (not given) passes: the checkpoint's own inference defaults are used."""
-    sizes = [v for v in (args.size, getattr(args, "model_size", None)) if v is not None]
-    if any(v <= 0 for v in sizes) or args.batch_size <= 0 or (args.temperature is not None and args.temperature < 0):
-        print(f"{command}: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+    from colorjax import validation
+
+    try:
+        for option in ("size", "model_size", "batch_size", "max_images"):
+            validation.optional(validation.count, getattr(args, option, None), "--" + option.replace("_", "-"))
+        validation.optional(validation.temperature, args.temperature, "--temperature")
+        validation.optional(validation.prior_correction, getattr(args, "prior_correction", None), "--prior-correction")
+    except validation.ArgumentError as error:
+        print(f"{command}: {error}", file=sys.stderr)
         return False
     return True
 
@@ -31,8 +38,10 @@ def resolve_inference_options(model_config: dict, size: int | None, temperature:
 def apply_prior_correction(model, model_config: dict, prior, strength: float | None) -> float:
     """Set a Q-bin model's rebalancing correction (:meth:`ClassificationHead.correct_for_rebalancing`):
     ``strength`` as given, else the checkpoint's saved one, else 0; returns the strength used."""
+    from colorjax import validation
     from colorjax.checkpointing import inference_defaults
 
+    validation.optional(validation.prior_correction, strength, "prior_correction")
     strength = strength if strength is not None else inference_defaults(model_config)["prior_correction"] or 0.0
     if strength and model.head_kind == "classification":
         if prior is None:
@@ -85,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         check_outputs_spare_inputs(todo, args.out, args.format)
         check_output_folder(args.out)
         hints = None if args.hints is None else load_hints(args.hints)
+        if hints is not None:
+            hints.check_applies_to(path for path, _ in todo)
         model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
         args.size, args.temperature = resolve_inference_options(model_config, args.size, args.temperature)
         apply_prior_correction(model, model_config, prior, args.prior_correction)
