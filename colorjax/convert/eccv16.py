@@ -21,7 +21,7 @@ from flax import nnx
 from colorjax.bins import zhang_bins
 from colorjax.color import AB_SCALE
 from colorjax.convert.mapping import (
-    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into,
+    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into, weight_shape,
 )
 from colorjax.models import build_model
 from colorjax.models.eccv16 import BLOCKS
@@ -37,10 +37,10 @@ def eccv16_config(state: dict, source: str) -> dict:
     """build_model kwargs that fit ``state``: width from model1.0, bn_affine from the BN values."""
     if "model1.0.weight" not in state or "model8.6.weight" not in state:
         raise ConversionError(f"{source}: not an ECCV16 state dict (no 'model1.0.weight' / 'model8.6.weight')")
-    bins = np.shape(state["model8.6.weight"])[0]
+    bins = weight_shape(state, "model8.6.weight", 4, source)[0]
     if bins != len(zhang_bins()):
         raise ConversionError(f"{source}: model8.6 has {bins} outputs; the release's bins are {len(zhang_bins())}")
-    width = np.shape(state["model1.0.weight"])[0] / FIRST_WIDTH
+    width = weight_shape(state, "model1.0.weight", 4, source)[0] / FIRST_WIDTH
     affine = any(
         not np.allclose(state.get(f"{p}.weight", 1.0), 1.0) or not np.allclose(state.get(f"{p}.bias", 0.0), 0.0)
         for p in bn_prefixes()

@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from colorjax.convert.mapping import (
-    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into,
+    ConversionError, abstract_model, batch_norm_targets, check_filled, conv_targets, load_into, weight_shape,
 )
 from colorjax.models import build_model
 from colorjax.models.siggraph17 import DECODER, ENCODER, HINT_CHANNELS, siggraph17_bins
@@ -42,12 +42,12 @@ def siggraph17_config(state: dict, source: str) -> dict:
     for key in ("model1.0.weight", "model_out.0.weight", "model_class.0.weight"):
         if key not in state:
             raise ConversionError(f"{source}: not a SIGGRAPH17 state dict (no {key!r})")
-    out, inputs = np.shape(state["model1.0.weight"])[:2]
+    out, inputs = weight_shape(state, "model1.0.weight", 4, source)[:2]
     if inputs != 1 + HINT_CHANNELS:
         raise ConversionError(
             f"{source}: model1.0 takes {inputs} input channels; SIGGRAPH17 takes {1 + HINT_CHANNELS} (L, a, b, mask)"
         )
-    bins = np.shape(state["model_class.0.weight"])[0]
+    bins = weight_shape(state, "model_class.0.weight", 4, source)[0]
     if bins != len(siggraph17_bins()):
         raise ConversionError(f"{source}: model_class has {bins} outputs; the release's grid has {len(siggraph17_bins())}")
     affine = any(
