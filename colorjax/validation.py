@@ -30,16 +30,16 @@ def number(value, name: str, *, minimum: float | None = None, maximum: float | N
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentError(f"{name}: expected a number, got {_shown(value)}")
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        raise ArgumentError(f"{name}: expected a finite number, got {value}")
     if integer and not isinstance(value, numbers.Integral):
-        if not (isinstance(value, float) and math.isfinite(value) and value.is_integer()):
+        if not (isinstance(value, float) and value.is_integer()):
             raise ArgumentError(f"{name}: expected a whole number, got {_shown(value)}")
         value = int(value)
     if isinstance(value, numbers.Integral):
         value = int(value)
         if abs(value) > 2**53:  # also keeps 400-digit integers from overflowing a float later
             raise ArgumentError(f"{name}: {_shown(value)} is out of range")
-    elif not math.isfinite(value):
-        raise ArgumentError(f"{name}: expected a finite number, got {value}")
     else:
         value = float(value)
     if minimum is not None and value < minimum:

@@ -44,6 +44,7 @@ from colorjax.inference.colorize import (
     predict_ab_batch,
     resize_linear,
 )
+from colorjax import validation
 from colorjax.hints import HintError, as_hints, check_takes_hints, hint_map
 from colorjax.models.layers import for_inference
 
@@ -343,11 +344,8 @@ class DemoEngine:
         return tuple(as_hints(hints, "hint"))
 
     def _check_temperature(self, temperature: float) -> float:
-        temperature = float(temperature)
         low, high = TEMPERATURE_RANGE
-        if not low <= temperature <= high:
-            raise ValueError(f"temperature {temperature} is outside [{low}, {high}]")
-        return temperature
+        return float(validation.number(temperature, "temperature", minimum=low, maximum=high))
 
     def _small(self, L_full: np.ndarray) -> jax.Array:
         size = self.info.size
