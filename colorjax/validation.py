@@ -36,16 +36,13 @@ def number(value, name: str, *, minimum: float | None = None, maximum: float | N
         if not (isinstance(value, float) and value.is_integer()):
             raise ArgumentError(f"{name}: expected a whole number, got {_shown(value)}")
         value = int(value)
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-        if abs(value) > 2**53:  # also keeps 400-digit integers from overflowing a float later
-            raise ArgumentError(f"{name}: {_shown(value)} is out of range")
-    else:
-        value = float(value)
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if minimum is not None and value < minimum:
-        raise ArgumentError(f"{name}: {_shown(value)} is below the minimum {minimum:g}")
+        raise ArgumentError(f"{name}: {_shown(value)} is below the minimum {_shown_limit(minimum)}")
     if maximum is not None and value > maximum:
-        raise ArgumentError(f"{name}: {_shown(value)} is above the maximum {maximum:g}")
+        raise ArgumentError(f"{name}: {_shown(value)} is above the maximum {_shown_limit(maximum)}")
+    if isinstance(value, int) and abs(value) > 2**53:  # keeps 400-digit integers from overflowing a float later
+        raise ArgumentError(f"{name}: {_shown(value)} is out of range")
     return value
 
 
@@ -97,6 +94,10 @@ def split_ratios(values, name: str = "--ratios") -> tuple[float, float, float]:
 
 def port(value, name: str = "--port") -> int:
     return count(value, name, minimum=1, maximum=MAX_PORT)
+
+
+def _shown_limit(limit: float) -> str:
+    return f"{limit:g}" if isinstance(limit, float) else str(limit)
 
 
 def _shown(value) -> str:

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "colorjax"
 # below it, never a layer above. The order follows one image through the library:
 # image -> Lab -> bins -> model -> checkpoint -> inference -> evaluation -> training -> commands.
 LAYERS = (
-    ("color", "validation"),  # sRGB <-> Lab; the rule set for numeric arguments
+    ("color", "validation", "memory"),  # sRGB <-> Lab; the rule set for numeric arguments; memory estimates
     ("bins", "decode", "hints", "grids"),  # ab bins and their decoding, colour hints, picture grids
     ("prior", "metrics"),  # the colour prior, the metrics
     ("models", "data"),  # networks and heads; datasets and loaders

@@ -51,12 +51,15 @@ from colorjax.models.layers import for_inference
 log = logging.getLogger("colorjax.demo")
 
 # Uploads larger than this many pixels are refused from their header, before any pixel is decoded
-# (a 50-megapixel photo takes about 1 GB of working memory on the way through).
+# (a 45-megapixel PNG raises the server's resident memory by about 1.5 GiB on the way through,
+# experiments/demo_memory.py; docs/demo.md).
 DEFAULT_MAX_PIXELS = 50_000_000
 # The temperatures the page's slider covers (0 = the mode of each pixel's distribution, 1 = its mean).
 TEMPERATURE_RANGE = (0.0, 1.0)
 # PNGs sent to the page are lossless but barely compressed: encoding time counts in every slider move.
 PNG_COMPRESS_LEVEL = 1
+# Pixels per block of the gray picture's float64 arithmetic (8 MB per temporary).
+GRAY_BLOCK_PIXELS = 2**20
 # More points than anyone clicks; a request with more is refused rather than drawn.
 MAX_HINTS = 256
 
@@ -193,12 +196,17 @@ def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 
 def gray_from_lightness(L: np.ndarray) -> np.ndarray:
-    """uint8 sRGB gray [H, W] of CIE L [H, W, 1] in [0, 100] (a = b = 0, D65 white), in NumPy."""
-    f = (np.asarray(L[..., 0], np.float64) + 16.0) / 116.0
-    delta = 6.0 / 29.0
-    y = np.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
-    srgb = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0), 1 / 2.4) - 0.055)
-    return np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8)
+    """uint8 sRGB gray [H, W] of CIE L [H, W, 1] in [0, 100] (a = b = 0, D65 white), in NumPy,
+    a block of rows at a time (float64 temporaries of a whole 45-megapixel upload took 1.5 GB)."""
+    out = np.empty(L.shape[:2], np.uint8)
+    rows = max(1, GRAY_BLOCK_PIXELS // max(1, L.shape[1]))
+    for top in range(0, L.shape[0], rows):
+        f = (np.asarray(L[top : top + rows, :, 0], np.float64) + 16.0) / 116.0
+        delta = 6.0 / 29.0
+        y = np.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
+        srgb = np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0), 1 / 2.4) - 0.055)
+        out[top : top + rows] = np.clip(np.round(srgb * 255.0), 0, 255)
+    return out
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
