@@ -77,6 +77,14 @@ def test_evaluate_api_refuses_a_non_finite_temperature(tmp_path):
         evaluate_to_file(baseline="gray", data="embedded", out=tmp_path / "r", max_images=-3)
 
 
+def test_the_evaluation_loop_refuses_a_negative_image_count():
+    from colorjax.evaluation.evaluate import evaluate
+
+    batches = [{"rgb": np.zeros((7, 8, 8, 3), np.uint8)}]  # formerly: 4 of the 7 images scored, silently
+    with pytest.raises(validation.ArgumentError, match="max_images: -3 is below the minimum 1"):
+        evaluate(lambda lab: lab[..., 1:], batches, max_images=-3)
+
+
 def test_data_build_refuses_non_finite_ratios(tmp_path, photo_folder, capsys):
     data_dir = tmp_path / "data"
     code = main(["data", "build", str(photo_folder), "--data-dir", str(data_dir), "--ratios", "nan", "0.5", "0.5"])
