@@ -226,13 +226,22 @@ def restore_config_and_prior(manager: ocp.CheckpointManager, step: int):
     return model_config, restore_prior(manager, step)
 
 
-def inference_defaults(model_config: dict) -> dict:
+def inference_defaults(model_config: dict, source: str = "checkpoint") -> dict:
     """``{"size", "temperature", "prior_correction"}`` a checkpoint's model should run at (saved by
     training: its crop size, decoding temperature and rebalancing correction); None for each the
-    checkpoint does not say."""
+    checkpoint does not say. A saved value that breaks :mod:`colorjax.validation`'s rules (a
+    hand-edited string, NaN) is an ArgumentError naming ``source`` and the field."""
+    from colorjax import validation
+
     saved = model_config.get(INFERENCE) or {}
-    return {"size": saved.get("size"), "temperature": saved.get("temperature"),
-            "prior_correction": saved.get("prior_correction"), "decoding": saved.get("decoding")}
+    if not isinstance(saved, dict):
+        raise validation.ArgumentError(f"{source}: the saved {INFERENCE!r} settings are not an object")
+    where = f"{source}: saved {INFERENCE}."
+    return {"size": validation.optional(validation.count, saved.get("size"), where + "size"),
+            "temperature": validation.optional(validation.temperature, saved.get("temperature"), where + "temperature"),
+            "prior_correction": validation.optional(validation.prior_correction, saved.get("prior_correction"),
+                                                    where + "prior_correction"),
+            "decoding": saved.get("decoding")}
 
 
 def build_model_from_config(model_config: dict, rngs: nnx.Rngs) -> nnx.Module:

@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from colorjax import validation
+
 UNITS = ("pixels", "fraction")
 # A small square, as a click of the paper's interface gives; training draws sides of 1-9 px.
 DEFAULT_PATCH = 3
@@ -59,8 +61,11 @@ class Hint:
             raise HintError(f"{self.name}: units {self.units!r}: expected one of {', '.join(UNITS)}")
         if not (isinstance(self.size, int) and self.size >= 1):
             raise HintError(f"{self.name}: patch size {self.size!r}: expected a whole number of pixels >= 1")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (self.x, self.y)):
-            raise HintError(f"{self.name}: x and y must be finite numbers, got {self.x!r}, {self.y!r}")
+        try:
+            for axis in ("x", "y"):
+                validation.number(getattr(self, axis), f"{self.name}: {axis}")
+        except validation.ArgumentError as error:
+            raise HintError(str(error)) from None
 
     def grid_position(self, image_hw: tuple[int, int], size: int) -> tuple[int, int]:
         """(row, column) of the hint on the ``size`` x ``size`` grid; an error if outside the image."""
@@ -90,11 +95,12 @@ def parse_colour(value, name: str = "hint") -> tuple[float, float]:
         rgb = np.frombuffer(bytes.fromhex(match.group(1)), np.uint8).reshape(1, 3)
         lab = np.asarray(rgb_uint8_to_lab(rgb))[0]
         return float(lab[1]), float(lab[2])
-    if (
-        isinstance(value, Sequence) and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    ):
-        return float(value[0]), float(value[1])
+    if (isinstance(value, Sequence) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        try:
+            return validation.ab_colour(value, f"{name}: colour")
+        except validation.ArgumentError as error:
+            raise HintError(f"{error} (Lab ab lies within +-{validation.AB_LIMIT:g})") from None
     raise HintError(f"{name}: colour {value!r} is not '#rrggbb' (e.g. '#c0392b') nor Lab ab [a, b]")
 
 
@@ -122,10 +128,21 @@ class HintFile:
 
     common: tuple[Hint, ...] = ()
     per_image: Mapping[str, tuple[Hint, ...]] = dataclasses.field(default_factory=dict)
+    source: str = "hints"  # the file, for errors
 
     def for_image(self, path: str | os.PathLike) -> list[Hint]:
         """The hints of the image at ``path``: the common ones, then those named for its file name."""
         return [*self.common, *self.per_image.get(os.path.basename(str(path)), ())]
+
+    def check_applies_to(self, paths: Iterable[str | os.PathLike]) -> None:
+        """A HintError naming the file and the key when an ``images`` entry names no input's file
+        name (another file, or a path such as ``../in/photo.jpg``): its hints would be dropped."""
+        names = {os.path.basename(str(path)) for path in paths}
+        unmatched = [key for key in self.per_image if key not in names]
+        if unmatched:
+            shown = ", ".join(repr(key) for key in unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
+            raise HintError(f"{self.source}: images {shown} match(es) no input file; keys are file names "
+                            f"without folders (e.g. 'photo.jpg')")
 
 
 def hints_from_json(data, source: str = "hints") -> HintFile:
@@ -152,6 +169,7 @@ def hints_from_json(data, source: str = "hints") -> HintFile:
     return HintFile(
         common=points(data.get("points", []), "point"),
         per_image={str(k): points(v, f"image {k!r} point") for k, v in images.items()},
+        source=source,
     )
 
 
@@ -160,8 +178,12 @@ def load_hints(path: str | os.PathLike) -> HintFile:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except json.JSONDecodeError as error:
-        raise HintError(f"{path}: not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise HintError(f"{path}: the hints file is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise HintError(f"{path}: the hints file nests too deeply to be a hints file") from None
+    except ValueError as error:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise HintError(f"{path}: not valid JSON: {error}") from None
     except OSError as error:
         raise HintError(f"{path}: cannot read the hints file: {error.strerror or error}") from error
     return hints_from_json(data, str(path))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from collections.abc import Iterable
 
 import jax
@@ -206,13 +207,16 @@ class ColourPrior:
     @classmethod
     def load(cls, path: str | os.PathLike) -> ColourPrior:
         """Reads :meth:`save`'s file, recomputes the prior from its counts and checks the two agree."""
+        if os.path.isfile(path) and not zipfile.is_zipfile(path):
+            raise ValueError(f"{path}: not a colour prior file (not an .npz archive, as ColourPrior.save writes)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in ("centres", "counts", "weights", "metadata")}
                 lightness_sums = data["lightness_sums"] if "lightness_sums" in data.files else None
             meta = json.loads(str(arrays["metadata"]))
         except (OSError, KeyError, ValueError) as error:
-            raise ValueError(f"{path}: not a colour prior file ({error})") from error
+            reason = "it holds pickled objects, which a colour prior never does" if "pickle" in str(error) else error
+            raise ValueError(f"{path}: not a colour prior file ({reason})") from None
         if meta.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"{path}: unknown colour prior format {meta.get('format_version')}")
         prior = cls.from_counts(

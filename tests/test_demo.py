@@ -104,7 +104,7 @@ def test_temperature_re_decodes_the_cached_logits_and_moves_chroma(engine):
     engine.colorize(_encode(photo[:50, :60]), "crop.png")
     with pytest.raises(KeyError, match="no longer cached"):
         engine.recolor(first.upload_id, 0.5)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="temperature: 1.5 is above the maximum 1"):
         engine.colorize(_encode(photo), "coffee.png", temperature=1.5)
 
 

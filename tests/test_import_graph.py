@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "colorjax"
 # below it, never a layer above. The order follows one image through the library:
 # image -> Lab -> bins -> model -> checkpoint -> inference -> evaluation -> training -> commands.
 LAYERS = (
-    ("color", "safe_files"),  # sRGB <-> Lab; files written atomically and read with a cap
+    ("color", "safe_files", "validation", "memory"),  # sRGB <-> Lab; atomic writes, capped reads; numeric argument rules; memory estimates
     ("bins", "decode", "hints", "grids"),  # ab bins and their decoding, colour hints, picture grids
     ("prior", "metrics"),  # the colour prior, the metrics
     ("models", "data"),  # networks and heads; datasets and loaders

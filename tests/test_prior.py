@@ -113,6 +113,19 @@ def test_load_refuses_bad_files(tmp_path):
         ColourPrior.load(tmp_path / "bad.npz")
 
 
+def test_load_never_suggests_allow_pickle(tmp_path):
+    import pickle
+
+    (tmp_path / "text.npz").write_text("a text file")
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"centres": [1, 2]}))
+    np.savez(tmp_path / "objects.npz", centres=np.array([{"a": 1}], dtype=object))
+    for name, reason in [("text", "not an .npz archive"), ("pickle", "not an .npz archive"),
+                         ("objects", "holds pickled objects, which a colour prior never does")]:
+        with pytest.raises(ValueError, match=f"{name}.npz: not a colour prior file") as caught:
+            ColourPrior.load(tmp_path / f"{name}.npz")
+        assert reason in str(caught.value) and "allow_pickle" not in str(caught.value)
+
+
 def test_per_pixel_weights():
     """The prior's weights at each ground-truth ab's nearest bin (the loss's rebalancing weights;
     zeroing gray images is losses.masked_mean's, tested in test_losses)."""

@@ -24,7 +24,7 @@ from colorjax.data import NoUsableImagesError, make_loader
 from colorjax.training import train
 from colorjax.training import commands as train_commands
 from colorjax.training import config as config_lib
-from colorjax.training import memory
+from colorjax import memory
 from colorjax.training.commands import load_config_file
 from colorjax.training.logging import RunLog
 from colorjax.training.workdir import WorkdirBusyError, WorkdirLock

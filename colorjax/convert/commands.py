@@ -24,20 +24,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from colorjax.convert.mapping import ConversionError
+    from colorjax.convert.mapping import ConversionError, check_state_dict
     from colorjax.convert.pth_reader import PthError, load_pth
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"colorjax convert: {args.out}: --out is a file; give a new (or empty) directory", file=sys.stderr)
+        return 2
     if os.path.isdir(args.out) and os.listdir(args.out):
         print(f"colorjax convert: {args.out}: output directory is not empty", file=sys.stderr)
         return 2
+    if args.network == "vgg16":
+        from colorjax.models.vgg16 import check_layer_names
+
+        try:
+            check_layer_names(args.layers)
+        except ValueError as error:
+            print(f"colorjax convert: --layers: {error}", file=sys.stderr)
+            return 2
     try:
         state = load_pth(args.file)
-        if not isinstance(state, dict):
-            raise ConversionError(f"{args.file}: holds a {type(state).__name__}, not a state dict")
-        state = state.get("state_dict", state)
-        summary = _convert(args, state)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        summary = _convert(args, check_state_dict(state, args.file))
     except (PthError, ConversionError, FileNotFoundError) as error:
         print(f"colorjax convert: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, KeyError, IndexError) as error:  # a readable file the converter cannot use
+        print(f"colorjax convert: {args.file}: not a usable {args.network} state dict "
+              f"({type(error).__name__}: {error})", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {summary}")
     return 0

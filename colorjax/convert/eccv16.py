@@ -20,7 +20,7 @@ import numpy as np
 from colorjax.bins import zhang_bins
 from colorjax.color import AB_SCALE
 from colorjax.convert.mapping import (
-    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine,
+    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine, weight_shape,
 )
 from colorjax.models.eccv16 import BLOCKS
 
@@ -33,10 +33,10 @@ def eccv16_config(state: dict, source: str) -> dict:
     """build_model kwargs that fit ``state``: width from model1.0, bn_affine from the BN values."""
     if "model1.0.weight" not in state or "model8.6.weight" not in state:
         raise ConversionError(f"{source}: not an ECCV16 state dict (no 'model1.0.weight' / 'model8.6.weight')")
-    bins = np.shape(state["model8.6.weight"])[0]
+    bins = weight_shape(state, "model8.6.weight", 4, source)[0]
     if bins != len(zhang_bins()):
         raise ConversionError(f"{source}: model8.6 has {bins} outputs; the release's bins are {len(zhang_bins())}")
-    width = np.shape(state["model1.0.weight"])[0] / FIRST_WIDTH
+    width = weight_shape(state, "model1.0.weight", 4, source)[0] / FIRST_WIDTH
     affine = has_batch_norm_affine(state, bn_prefixes())
     return {
         "backbone": "eccv16",

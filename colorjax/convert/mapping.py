@@ -54,19 +54,60 @@ def batch_norm_targets(prefix: str, norm: nnx.BatchNorm) -> dict[str, Target]:
     return targets
 
 
+def check_state_dict(state, source: str) -> dict:
+    """``state`` when it is a state dict: a dict of string keys to numeric tensors (numpy arrays);
+    a ConversionError naming ``source`` and the first entry that is not."""
+    if not isinstance(state, dict):
+        raise ConversionError(f"{source}: holds a {type(state).__name__}, not a state dict of tensors")
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise ConversionError(f"{source}: key {key!r:.40} is a {type(key).__name__}, not a parameter name")
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise ConversionError(f"{source}: '{key}' is a {type(value).__name__}, not a numeric tensor")
+    return state
+
+
+def weight_shape(state: dict, key: str, ndim: int, source: str) -> tuple[int, ...]:
+    """The shape of ``state[key]``: a ConversionError unless it has ``ndim`` axes, none empty."""
+    shape = np.shape(state[key])
+    if len(shape) != ndim or 0 in shape:
+        raise ConversionError(f"{source}: '{key}' has shape {shape}; expected {ndim} non-empty axes")
+    return shape
+
+
+def check_converted(key: str, value: np.ndarray, source: str) -> None:
+    """A ConversionError naming ``source`` and ``key`` when a converted array holds NaN or infinity,
+    or a BatchNorm running variance is negative: such weights would be written and refused later."""
+    if not np.isfinite(value).all():
+        raise ConversionError(f"{source}: '{key}' holds {int(np.sum(~np.isfinite(value)))} NaN or infinite value(s)")
+    if key.endswith("running_var") and (value < 0).any():
+        raise ConversionError(f"{source}: '{key}' (a BatchNorm variance) holds negative values (min {value.min():g})")
+
+
 def load_into(targets: dict[str, Target], state: dict, source: str, ignored: set[str] = frozenset()) -> None:
-    """Fill every target from ``state``; all of ``state`` but ``ignored`` keys must be used."""
+    """Fill every target from ``state``; all of ``state`` but ``ignored`` keys must be used, and every
+    value be finite (BatchNorm variances >= 0), checked for all keys before any variable is set."""
     missing = sorted(set(targets) - set(state))
     unexpected = sorted(set(state) - set(targets) - set(ignored))
     if missing or unexpected:
         raise ConversionError(
             f"{source}: state dict does not match the model; missing {_few(missing)}, unexpected {_few(unexpected)}"
         )
+    values = {}
     for key, (variable, transform) in targets.items():
-        value = transform(np.asarray(state[key], np.float32))
-        if value.shape != variable.shape:
-            raise ConversionError(f"{source}: '{key}' has shape {np.shape(state[key])}, which does not fit {variable.shape}")
-        variable.set_value(jnp.asarray(value))
+        raw = np.asarray(state[key], np.float32)
+        if raw.size != int(np.prod(variable.shape)):
+            raise ConversionError(f"{source}: '{key}' has shape {raw.shape}, which does not fit {variable.shape}")
+        try:
+            value = transform(raw)
+        except ValueError:
+            value = None
+        if value is None or value.shape != variable.shape:
+            raise ConversionError(f"{source}: '{key}' has shape {raw.shape}, which does not fit {variable.shape}")
+        check_converted(key, value, source)
+        values[key] = value
+    for key, (variable, _) in targets.items():
+        variable.set_value(jnp.asarray(values[key]))
 
 
 def _few(keys: list[str]) -> str:

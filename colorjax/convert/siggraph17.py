@@ -18,10 +18,9 @@ ECCV16.
 
 from __future__ import annotations
 
-import numpy as np
 
 from colorjax.convert.mapping import (
-    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine,
+    FIRST_WIDTH, ConversionError, batch_norm_targets, conv_targets, convert_release, has_batch_norm_affine, weight_shape,
 )
 from colorjax.models.siggraph17 import DECODER, ENCODER, HINT_CHANNELS, siggraph17_bins
 
@@ -39,12 +38,12 @@ def siggraph17_config(state: dict, source: str) -> dict:
     for key in ("model1.0.weight", "model_out.0.weight", "model_class.0.weight"):
         if key not in state:
             raise ConversionError(f"{source}: not a SIGGRAPH17 state dict (no {key!r})")
-    out, inputs = np.shape(state["model1.0.weight"])[:2]
+    out, inputs = weight_shape(state, "model1.0.weight", 4, source)[:2]
     if inputs != 1 + HINT_CHANNELS:
         raise ConversionError(
             f"{source}: model1.0 takes {inputs} input channels; SIGGRAPH17 takes {1 + HINT_CHANNELS} (L, a, b, mask)"
         )
-    bins = np.shape(state["model_class.0.weight"])[0]
+    bins = weight_shape(state, "model_class.0.weight", 4, source)[0]
     if bins != len(siggraph17_bins()):
         raise ConversionError(f"{source}: model_class has {bins} outputs; the release's grid has {len(siggraph17_bins())}")
     affine = has_batch_norm_affine(state, bn_prefixes())

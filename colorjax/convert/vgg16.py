@@ -7,10 +7,11 @@ The width is read from ``features.0`` (64 channels = 1.0).
 
 from __future__ import annotations
 
-import numpy as np
 from flax import nnx
 
-from colorjax.convert.mapping import FIRST_WIDTH, ConversionError, abstract_model, check_filled, conv_targets, load_into
+from colorjax.convert.mapping import (
+    FIRST_WIDTH, ConversionError, abstract_model, check_filled, conv_targets, load_into, weight_shape,
+)
 from colorjax.models.vgg16 import CONV_NAMES, PERCEPTUAL_LAYERS, VGG16Features, torchvision_indices
 
 
@@ -18,7 +19,7 @@ def convert_vgg16(state: dict, source: str = "state dict", *, layers=PERCEPTUAL_
     """``(model, width)``: a VGG16Features over ``layers`` filled from a torchvision state dict."""
     if "features.0.weight" not in state:
         raise ConversionError(f"{source}: not a torchvision VGG16 state dict (no 'features.0.weight')")
-    width = np.shape(state["features.0.weight"])[0] / FIRST_WIDTH
+    width = weight_shape(state, "features.0.weight", 4, source)[0] / FIRST_WIDTH
     model = abstract_model(lambda: VGG16Features(layers, width=width, rngs=nnx.Rngs(0)))
     indices = torchvision_indices()
     targets = {}

@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a read-only or full data dir, a folder that cannot be listed
+        print(f"error: {error.filename or args.data_command}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -107,7 +107,14 @@ def list_images(folder: pathlib.Path) -> list[str]:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for file in files:
             if not file.startswith(".") and file.lower().endswith(IMAGE_SUFFIXES):
-                found.append((pathlib.Path(directory) / file).relative_to(folder).as_posix())
+                relative = (pathlib.Path(directory) / file).relative_to(folder).as_posix()
+                try:
+                    relative.encode("utf-8")  # the split hash and the stored file name need UTF-8
+                except UnicodeEncodeError:
+                    log.warning("skipped %s: the file name is not valid UTF-8; rename it to include it",
+                                os.fsencode(pathlib.Path(directory) / file))
+                    continue
+                found.append(relative)
     return sorted(found)
 
 

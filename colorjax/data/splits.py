@@ -25,10 +25,10 @@ def normalize_split(split: str) -> str:
 
 
 def check_ratios(ratios) -> tuple[float, float, float]:
-    ratios = tuple(float(r) for r in ratios)
-    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-6:
-        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
-    return ratios
+    """Three finite ratios >= 0 summing to 1 (:func:`colorjax.validation.split_ratios`)."""
+    from colorjax.validation import split_ratios
+
+    return split_ratios(ratios)
 
 
 def hash_fraction(relative_path: str) -> float:

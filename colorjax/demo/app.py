@@ -28,12 +28,35 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from colorjax import validation
 from colorjax.demo.engine import DemoEngine, Rendering, UnknownUploadError, UploadError
 
 log = logging.getLogger("colorjax.demo")
 
-# Request bodies above this are refused before they are read (the pixel limit applies after).
+# Request bodies above this are refused: from their Content-Length before any byte is read, else
+# (chunked uploads) as soon as the running count passes it (the pixel limit applies after).
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+# /api/recolor's JSON: 256 points (MAX_HINTS) take about 25 kB; nothing needs more than this.
+MAX_RECOLOR_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body over its endpoint's limit (the message says which)."""
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request's body, read as a stream with a running count: a :class:`BodyTooLarge` as soon
+    as the declared length or the bytes received pass ``limit``, so no more is ever held."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"{what}: {int(declared) / 2**20:.1f} MB is more than the {limit / 2**20:.1f} MB "
+                           f"this demo takes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"{what}: more than the {limit / 2**20:.1f} MB this demo takes")
+    return bytes(body)
 
 
 def page_html() -> str:
@@ -77,17 +100,15 @@ def make_app(
     async def colorize(request: Request) -> JSONResponse:
         if engine is None:
             return _refuse(503, f"no model loaded: {load_error}")
-        name = request.query_params.get("name") or "upload"
+        name = (request.query_params.get("name") or "upload")[:200]
         try:
             temperature = float(request.query_params.get("temperature", "0.38"))
         except ValueError:
             return _refuse(400, f"{name}: temperature must be a number")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_upload_bytes:
-            return _refuse(413, f"{name}: {int(declared) / 2**20:.0f} MB is more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
-        data = await request.body()
-        if len(data) > max_upload_bytes:
-            return _refuse(413, f"{name}: more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
+        try:
+            data = await read_body(request, max_upload_bytes, name)
+        except BodyTooLarge as error:
+            return _refuse(413, str(error))
         try:
             result = await run_in_threadpool(engine.colorize, data, name, temperature)
         except (UploadError, ValueError) as error:
@@ -102,12 +123,20 @@ def make_app(
     async def recolor(request: Request) -> JSONResponse:
         if engine is None:
             return _refuse(503, f"no model loaded: {load_error}")
+        usage = 'recolor needs JSON {"upload_id": N, "temperature": T, "hints": [...] (optional)}'
         try:
-            body = json.loads(await request.body())
-            upload_id, temperature = int(body["upload_id"]), float(body["temperature"])
+            body = json.loads(await read_body(request, MAX_RECOLOR_BYTES, "recolor"))
+            upload_id = validation.count(body["upload_id"], "upload_id", minimum=0)
+            temperature = validation.number(body["temperature"], "temperature")
             hints = body.get("hints")
+        except BodyTooLarge as error:
+            return _refuse(413, str(error))
+        except validation.ArgumentError as error:
+            return _refuse(400, f"{error}; {usage}")
+        except RecursionError:
+            return _refuse(400, f"the JSON nests too deeply; {usage}")
         except (ValueError, KeyError, TypeError, AttributeError):
-            return _refuse(400, 'recolor needs JSON {"upload_id": N, "temperature": T, "hints": [...] (optional)}')
+            return _refuse(400, usage)
         try:
             result = await run_in_threadpool(engine.recolor, upload_id, temperature, hints)
         except UnknownUploadError as error:

@@ -23,8 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C. A checkpoint that cannot load is reported in the log and on the page."""
-    if (args.size is not None and args.size <= 0) or args.max_pixels <= 0 or not 0 < args.port < 65536:
-        print("demo: --size and --max-pixels must be positive and --port in 1..65535", file=sys.stderr)
+    from colorjax import validation
+
+    try:
+        validation.optional(validation.count, args.size, "--size")
+        validation.count(args.max_pixels, "--max-pixels")
+        validation.port(args.port)
+    except validation.ArgumentError as error:
+        print(f"demo: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     from colorjax.demo.server import serve

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from colorjax import validation
 from colorjax.hints import HintError, as_hints, check_takes_hints
 from colorjax.inference.colorizer import DEFAULT_SIZE, DEFAULT_TEMPERATURE, Colorizer
 from colorjax.inference.pixels import lab_to_uint8, lightness
@@ -41,7 +42,8 @@ from colorjax.inference.pixels import lab_to_uint8, lightness
 log = logging.getLogger("colorjax.demo")
 
 # Uploads larger than this many pixels are refused from their header, before any pixel is decoded
-# (a 50-megapixel photo takes about 1 GB of working memory on the way through).
+# (a 45-megapixel PNG raises the server's resident memory by about 1.5 GiB on the way through,
+# experiments/demo_memory.py; docs/demo.md).
 DEFAULT_MAX_PIXELS = 50_000_000
 # The temperatures the page's slider covers (0 = the mode of each pixel's distribution, 1 = its mean).
 TEMPERATURE_RANGE = (0.0, 1.0)
@@ -311,11 +313,8 @@ class DemoEngine:
         return tuple(as_hints(hints, "hint"))
 
     def _check_temperature(self, temperature: float) -> float:
-        temperature = float(temperature)
         low, high = TEMPERATURE_RANGE
-        if not low <= temperature <= high:
-            raise ValueError(f"temperature {temperature} is outside [{low}, {high}]")
-        return temperature
+        return float(validation.number(temperature, "temperature", minimum=low, maximum=high))
 
     def _small(self, L_full: np.ndarray) -> jax.Array:
         return jnp.asarray(self.colorizer.shrink(L_full))[None]

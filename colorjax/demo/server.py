@@ -18,6 +18,9 @@ log = logging.getLogger("colorjax.demo")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# A connection that sends nothing for this long while the server waits on it (for its request line,
+# headers or the rest of its body) is closed; between requests uvicorn's keep-alive timeout (5 s) applies.
+IDLE_TIMEOUT_S = 30.0
 INSTALL_HINT = 'the demo needs its optional extra: pip install -e ".[demo]" (starlette, uvicorn)'
 
 
@@ -72,26 +75,70 @@ class DemoServer:
         self.stop()
 
 
-def _uvicorn_server(checkpoint, host, port, step, size, max_pixels, log_level):
+def idle_timeout_protocol(seconds: float):
+    """uvicorn's h11 protocol, closing a connection that sends nothing for ``seconds`` while the
+    server waits on it; a request whose body is in is never cut while the model works on it."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class IdleTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            self._idle_timer = None
+            super().connection_made(transport)
+            self._rearm()
+
+        def data_received(self, data: bytes) -> None:
+            self._rearm()
+            super().data_received(data)
+
+        def connection_lost(self, exc) -> None:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            super().connection_lost(exc)
+
+        def _rearm(self) -> None:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            self._idle_timer = self.loop.call_later(seconds, self._on_idle)
+
+        def _on_idle(self) -> None:
+            self._idle_timer = None
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete or cycle.more_body:  # waiting on the client
+                log.info("closed a connection idle for %g s", seconds)
+                self.transport.close()
+            else:  # the whole request is in and the app is working on it
+                self._rearm()
+
+    return IdleTimeoutProtocol
+
+
+def _uvicorn_server(checkpoint, host, port, step, size, max_pixels, log_level, *,
+                    max_upload_bytes=None, idle_timeout=IDLE_TIMEOUT_S):
     _require_serving_libraries()
     import uvicorn
 
-    from colorjax.demo.app import make_app
+    from colorjax.demo.app import DEFAULT_MAX_UPLOAD_BYTES, make_app
 
     engine, error = load_engine(checkpoint, step=step, size=size, max_pixels=max_pixels)
-    app = make_app(engine, load_error=error)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    app = make_app(engine, load_error=error, max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            http=idle_timeout_protocol(idle_timeout))
     return uvicorn.Server(config), engine, error
 
 
 def start(
     checkpoint: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int | None = None, step: int | None = None,
     size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, log_level: str = "warning",
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 30.0, max_upload_bytes: int | None = None, idle_timeout: float = IDLE_TIMEOUT_S,
 ) -> DemoServer:
-    """Serve the demo in a background thread (``port`` None: a free one); returns once it listens."""
+    """Serve the demo in a background thread (``port`` None: a free one); returns once it listens.
+    ``max_upload_bytes`` (default the app's 200 MB) caps an upload, ``idle_timeout`` the seconds a
+    connection may send nothing while the server waits on it."""
     port = port or free_port(host)
-    server, engine, error = _uvicorn_server(checkpoint, host, port, step, size, max_pixels, log_level)
+    server, engine, error = _uvicorn_server(checkpoint, host, port, step, size, max_pixels, log_level,
+                                            max_upload_bytes=max_upload_bytes, idle_timeout=idle_timeout)
     thread = threading.Thread(target=server.run, name="colorjax-demo", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

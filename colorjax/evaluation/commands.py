@@ -20,6 +20,10 @@ from colorjax.inference.commands import inference_options_are_valid
 DEFAULT_BATCH = 16
 # Images counted for a prior when none is given: a whole small dataset, a fixed sample of ImageNet.
 PRIOR_MAX_IMAGES = 10_000
+# Bytes per pixel of a batch's inputs alone (uint8 RGB, Lab, predicted ab, predicted Lab) and the
+# share of free memory above which the metrics' memory is estimated (by compiling them) first.
+INPUT_BYTES_PER_PIXEL = 3 + 12 + 8 + 12
+SCREEN_FRACTION = 0.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +84,13 @@ def evaluate_to_file(
     from colorjax.evaluation.evaluate import evaluate, model_predictor
     from colorjax.evaluation.report import write_report
 
+    from colorjax.validation import inference_arguments
+
     if (checkpoint is None) == (baseline is None):
         raise ValueError("give exactly one of a checkpoint and a baseline")
+    inference_arguments(size=size, model_size=model_size, batch_size=batch_size, max_images=max_images,
+                        temperature=temperature)
+    check_evaluation_fits(size, batch_size)
     check_report_writable(out)  # before the work, so that a result is never computed and then lost
     record = {"data": data, "split": split, "size": size, "batch_size": batch_size, "checkpoint": None,
               "baseline": baseline, "temperature": None}
@@ -108,6 +117,31 @@ def evaluate_to_file(
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     write_report(out, record, rows)
     return record
+
+
+def check_evaluation_fits(size: int, batch_size: int, *, available: int | None = None) -> None:
+    """A ValueError, before any work, when one batch's metrics at ``size`` x ``size`` would need more
+    than the free memory (XLA's estimate of the compiled metrics, :mod:`colorjax.memory`). Batches
+    whose inputs alone take under :data:`SCREEN_FRACTION` of the free memory skip the compile."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from colorjax import memory
+    from colorjax.bins import zhang_bins
+    from colorjax.metrics import batch_metric_sums_lab
+    from colorjax.prior import ColourPrior
+
+    available = memory.available_bytes(jax.local_devices()[0]) if available is None else available
+    if available is None or batch_size * size * size * INPUT_BYTES_PER_PIXEL < SCREEN_FRACTION * available:
+        return
+    centres = zhang_bins()
+    prior = ColourPrior.from_counts(np.ones(len(centres)), centres)  # any prior: the shapes decide the memory
+    lab = jax.ShapeDtypeStruct((batch_size, size, size, 3), jnp.float32)
+    memory.compile_within_memory(
+        jax.jit(lambda pred, true: batch_metric_sums_lab(pred, true, prior=prior)), (lab, lab), resident=0,
+        available=available, what=f"evaluating batches of {batch_size} crops of {size} x {size}",
+        advice="lower --batch-size or --size")
 
 
 def check_report_writable(out) -> None:

@@ -42,6 +42,9 @@ def evaluate(
     ``wall_s``) and up to ``grid_images`` rows of uint8 images [gray, prediction, truth].
     """
     from colorjax.metrics import MetricAccumulator, batch_metric_sums_lab
+    from colorjax.validation import inference_arguments
+
+    inference_arguments(max_images=max_images)
     accumulator, rows, n_images, start = MetricAccumulator(), [], 0, time.perf_counter()
     for batch in batches:
         rgb_uint8 = np.asarray(batch["rgb"])

@@ -195,6 +195,8 @@ def colorize_files(
     if hints is not None:
         check_takes_hints(colorizer.model)
     todo = find_images(inputs)
+    if hints is not None:
+        hints.check_applies_to(path for path, _ in todo)
     check_outputs_spare_inputs(todo, out_dir, fmt)
     check_output_folder(out_dir)
     summary = ColorizeSummary()

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from colorjax import validation
 from colorjax.decode import ANNEALED_MEAN_TEMPERATURE
 from colorjax.inference.host_work import enlarge_ab, shrink_lightness
 from colorjax.inference.pixels import lab_to_uint8, lightness
@@ -132,9 +133,8 @@ class Colorizer:
         release_decoding: bool = False,
         batch_size: int = DEFAULT_BATCH,
     ):
-        if size <= 0 or batch_size <= 0 or temperature < 0:
-            raise ValueError(f"size and batch size must be positive and temperature >= 0, got {size}, {batch_size}, "
-                             f"{temperature}")
+        validation.inference_arguments(size=size, batch_size=batch_size, temperature=temperature)
+        validation.prior_correction(prior_correction, "prior_correction")
         check_size(model, size)
         self.classification = model.head_kind == "classification"
         self.takes_hints = model.takes_hints
@@ -172,7 +172,7 @@ class Colorizer:
 
         directory = checkpoint_folder(path)
         model, model_config, prior, step = restore_module(directory, build_model_from_config, step)
-        saved = inference_defaults(model_config)
+        saved = inference_defaults(model_config, str(directory))
 
         def settled(given, name, default):
             return given if given is not None else saved[name] if saved[name] is not None else default

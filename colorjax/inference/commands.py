@@ -10,11 +10,18 @@ from colorjax.inference.colorizer import DEFAULT_BATCH, DEFAULT_SIZE, DEFAULT_TE
 
 
 def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
-    """Check --size, --batch-size and --temperature (shared with ``colorjax evaluate``); say why not.
+    """Check --size, --model-size, --batch-size, --temperature, --prior-correction and --max-images
+    (shared with ``colorjax evaluate``) by :mod:`colorjax.validation`'s rules; say why not.
     ``None`` (not given) passes: the checkpoint's own inference defaults are used."""
-    sizes = [v for v in (args.size, getattr(args, "model_size", None)) if v is not None]
-    if any(v <= 0 for v in sizes) or args.batch_size <= 0 or (args.temperature is not None and args.temperature < 0):
-        print(f"{command}: --size and --batch-size must be positive and --temperature >= 0", file=sys.stderr)
+    from colorjax import validation
+
+    try:
+        for option in ("size", "model_size", "batch_size", "max_images"):
+            validation.optional(validation.count, getattr(args, option, None), "--" + option.replace("_", "-"))
+        validation.optional(validation.temperature, args.temperature, "--temperature")
+        validation.optional(validation.prior_correction, getattr(args, "prior_correction", None), "--prior-correction")
+    except validation.ArgumentError as error:
+        print(f"{command}: {error}", file=sys.stderr)
         return False
     return True
 
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         check_outputs_spare_inputs(todo, args.out, args.format)
         check_output_folder(args.out)
         hints = None if args.hints is None else load_hints(args.hints)
+        if hints is not None:
+            hints.check_applies_to(path for path, _ in todo)
         colorizer = Colorizer.from_checkpoint(
             args.checkpoint, step=args.step, size=args.size, temperature=args.temperature,
             prior_correction=args.prior_correction, batch_size=args.batch_size,

@@ -43,14 +43,21 @@ def _conv_name(layer: str) -> str:
     return name
 
 
+def check_layer_names(layers) -> None:
+    """A ValueError naming the first of ``layers`` that is no VGG16 layer (or for none given)."""
+    if not layers:
+        raise ValueError("VGG16Features needs at least one layer name")
+    for layer in layers:
+        _conv_name(layer)
+
+
 class VGG16Features(nnx.Module):
     """The convolutional part of VGG16, up to the deepest of ``layers``; its 3 x 3 layers run
     ``conv_algorithm`` (:data:`colorjax.models.winograd.ALGORITHMS`)."""
 
     def __init__(self, layers=PERCEPTUAL_LAYERS, *, width: float = 1.0, conv_algorithm: str = "auto", rngs: nnx.Rngs):
         check_algorithm(conv_algorithm)
-        if not layers:
-            raise ValueError("VGG16Features needs at least one layer name")
+        check_layer_names(layers)
         self.layers = tuple(layers)
         depth = max(CONV_NAMES.index(_conv_name(layer)) for layer in self.layers) + 1
         widths = [scaled(c, width) for n, c in BLOCKS for _ in range(n)][:depth]

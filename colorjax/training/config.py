@@ -23,6 +23,8 @@ from colorjax.prior import PRIOR_SMOOTHING_SIGMA, REBALANCE_LAMBDA
 from colorjax.training.simulated_hints import GEOMETRIC_P, PLACEMENTS
 
 METHODS = ("regression", "classification", "pix2pix", "nogan")
+# The most steps a run may take: the optimizer's and the schedules' step counters are int32 on device.
+MAX_STEPS = 2**31 - 1
 GAN_METHODS = ("pix2pix", "nogan")  # the methods that train a PatchGAN discriminator beside the generator
 # The head each method trains: Q-bin logits for Zhang et al.'s classification, ab for the others.
 HEAD_OF_METHOD = {"regression": "regression", "classification": "classification", "pix2pix": "regression",
@@ -252,6 +254,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
         )
     if config.method != "nogan" and config.train.num_steps <= 0:
         raise ValueError(f"config train.num_steps = {config.train.num_steps} must be positive")
+    _check_step_counts(config)
     _check_train_counts(config.train)
     for name, rate in (("optim.learning_rate", config.optim.learning_rate),
                        ("discriminator.learning_rate", config.discriminator.learning_rate),
@@ -261,6 +264,25 @@ def validate(config: ml_collections.ConfigDict, device_count: int, process_count
             raise ValueError(f"config {name} = {rate!r} must be a finite number >= 0")
     if config.optim.schedule == "step" and config.optim.decay_step <= 0:
         raise ValueError("config optim.schedule = 'step' needs optim.decay_step > 0")
+
+
+def _check_step_counts(config: ml_collections.ConfigDict) -> None:
+    """Step counts whole numbers the device's int32 step counter holds (10**23 steps would hang
+    before the first one), by :mod:`colorjax.validation`'s rules."""
+    from colorjax import validation
+
+    counts = {"train.num_steps": (config.train.num_steps, 0)}
+    counts |= {f"nogan.{name}": (config.nogan[name], 0) for name in ("generator_steps", "critic_steps", "gan_steps", "cycles")}
+    try:
+        for name, (value, minimum) in counts.items():
+            validation.count(value, f"config {name}", minimum=minimum, maximum=MAX_STEPS)
+        if config.method == "nogan":
+            n = config.nogan
+            validation.count(n.generator_steps + n.cycles * (n.critic_steps + n.gan_steps),
+                             "config nogan's whole schedule (generator_steps + cycles x (critic_steps + gan_steps))",
+                             minimum=0, maximum=MAX_STEPS)
+    except validation.ArgumentError as error:
+        raise ValueError(str(error)) from None
 
 
 def _check_train_counts(train: ml_collections.ConfigDict) -> None:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import bins
+from colorjax import bins, memory
 from colorjax import prior as prior_lib
 from colorjax.training import parallel
 from colorjax.training.steps import lab_batch
@@ -20,10 +20,17 @@ from colorjax.training.steps import lab_batch
 def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarray:
     """Sum ``count_fn(ab, mask)`` over ``num_batches`` global batches, in float64 on the host."""
     count = jax.jit(count_fn, out_shardings=parallel.replicated(mesh))
-    total = None
+    total, compiled = None, None
     for _, local in zip(range(num_batches), loader_factory()):
         batch = parallel.global_batch(local, mesh)
-        counts = np.asarray(parallel.to_host(count(batch["rgb"])), np.float64)
+        if compiled is None:  # refused with XLA's estimate before the first count, not part way through
+            shape = batch["rgb"].shape
+            compiled = memory.compile_within_memory(
+                count, (batch["rgb"],), what=f"counting the colour prior over batches of {shape[0]} crops of "
+                f"{shape[1]} x {shape[2]}", advice="lower data.batch_size or data.crop_size, or give prior.path "
+                "(a saved colour prior)")
+        counts = np.asarray(parallel.to_host((compiled if batch["rgb"].shape == shape else count)(batch["rgb"])),
+                            np.float64)
         total = counts if total is None else total + counts
     if total is None:
         raise ValueError("the training data yielded no batch to count colours from")

@@ -36,12 +36,12 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from colorjax import checkpointing, metrics
+from colorjax import checkpointing, memory, metrics
 from colorjax.data import NoUsableImagesError, make_loader
 from colorjax.models.heads import rebalancing_logit_bias
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
-from colorjax.training import memory, optim, parallel, priors, signals, steps
+from colorjax.training import optim, parallel, priors, signals, steps
 from colorjax.training import state as state_lib
 from colorjax.training import workdir as workdir_lib
 from colorjax.training.config import GAN_METHODS
@@ -196,7 +196,9 @@ def _compiled_steps(config, fns: dict, state, mesh, start: int, num_steps: int) 
     sharding = parallel.batch_sharded(mesh)
     batch = lambda n, side: {"rgb": jax.ShapeDtypeStruct((n, side, side, 3), np.uint8, sharding=sharding)}  # noqa: E731
     crop, size, d = config.data.crop_size, config_lib.eval_size(config), config.data
-    for name in sorted({phase(config, s) for s in range(start, num_steps)}):
+    n = config.nogan  # phases repeat after NoGAN's pre-training: one span of steps shows them all
+    span = n.generator_steps + n.critic_steps + n.gan_steps if config.method == "nogan" else 1
+    for name in sorted({phase(config, s) for s in range(start, min(num_steps, start + span))}):
         fns[name] = memory.compile_within_memory(fns[name], (state, batch(d.batch_size, crop)),
                                                  what=f"the {name} training step at crop {crop}, batch {d.batch_size}")
     if config.train.eval_images > 0:

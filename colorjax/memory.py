@@ -1,6 +1,7 @@
-"""Will the compiled training step fit? An estimate from XLA's own memory analysis, checked before
-the first step runs, so that a crop or batch too large is refused with a number instead of the
-kernel killing the process (or the accelerator running out) part way through.
+"""Will a compiled program (a training step, the colour prior's count, evaluation's metrics) fit? An
+estimate from XLA's own memory analysis, checked before the work starts, so that a crop or batch
+too large is refused with a number instead of the kernel killing the process (or the accelerator
+running out) part way through.
 
 The estimate is what the step needs beyond the state already resident on the device: XLA's
 temporaries (activations kept for the backward pass, gradients, workspace) plus its outputs not
@@ -63,11 +64,17 @@ def step_bytes(compiled) -> tuple[int, dict] | None:
     return need, parts
 
 
-def compile_within_memory(jitted, args: tuple, *, what: str, available: int | None = None):
-    """Compile ``jitted`` for ``args`` (arrays or ``jax.ShapeDtypeStruct``) and return the compiled
-    step; a ValueError with the estimate when it needs more than the free memory.
+TRAINING_ADVICE = ("lower data.batch_size or data.crop_size, or set train.remat=blocks or "
+                   "train.compute_dtype=bfloat16")
 
-    ``args[1:]`` (the batch) is not resident yet and counts towards the need.
+
+def compile_within_memory(jitted, args: tuple, *, what: str, available: int | None = None, resident: int = 1,
+                          advice: str = TRAINING_ADVICE):
+    """Compile ``jitted`` for ``args`` (arrays or ``jax.ShapeDtypeStruct``) and return the compiled
+    step; a ValueError with the estimate (and ``advice``) when it needs more than the free memory.
+
+    ``args[resident:]`` (the batch) is not resident yet and counts towards the need; the first
+    ``resident`` arguments (a training step's state) already are.
     """
     compiled = jitted.lower(*args).compile()
     estimate = step_bytes(compiled)
@@ -76,13 +83,12 @@ def compile_within_memory(jitted, args: tuple, *, what: str, available: int | No
     if estimate is None or available is None:
         return compiled
     need, parts = estimate
-    batch = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(args[1:])) // max(1, jax.device_count())
+    batch = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(args[resident:])) // max(1, jax.device_count())
     need += batch
     if need > HEADROOM * available:
         raise ValueError(
             f"{what} needs about {need / GIB:.2f} GiB per device (XLA's estimate: {parts['temp'] / GIB:.2f} GiB "
             f"of temporaries, {parts['output'] / GIB:.2f} GiB of outputs, {parts['argument'] / GIB:.2f} GiB of "
-            f"state and batch) but {available / GIB:.2f} GiB is free on {device.platform}: lower "
-            f"data.batch_size or data.crop_size, or set train.remat=blocks or train.compute_dtype=bfloat16"
+            f"state and batch) but {available / GIB:.2f} GiB is free on {device.platform}: {advice}"
         )
     return compiled
