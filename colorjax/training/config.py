@@ -77,6 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (the RReLU study: none)
     c.prior.images = 2048  # training images streamed to count bins (and grid cells) before training
     c.prior.path = config_dict.placeholder(str)  # load a saved ColourPrior instead of counting
+    c.prior.recount = False  # with train.init_from: count the prior on this run's data (else the checkpoint's)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.pixel = "l1"  # l1 | l2 | huber, on ab / 110 (regression and GAN reconstruction)
@@ -103,6 +104,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.decay_step = 0  # step: multiply by decay_factor here (Zhang: 225k); linear_decay: start
     c.optim.decay_factor = 0.1  # step: Zhang's x0.1
     c.optim.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    # Parameter-path patterns (re.fullmatch on paths like backbone/blocks/0/0/kernel; see
+    # colorjax/training/init_from.py): frozen parameters are not updated, nor (freeze_batch_stats)
+    # the running statistics of matching BatchNorm layers; lr_mults "PATTERN=MULT" scale the rate.
+    c.optim.freeze = ()
+    c.optim.freeze_batch_stats = True
+    c.optim.lr_mults = ()
 
     c.discriminator = ml_collections.ConfigDict()  # pix2pix and nogan only
     c.discriminator.width = 1.0  # PatchGAN channel multiplier
@@ -130,6 +137,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.compute_dtype = "float32"  # float32 | bfloat16: convolutions in bfloat16, float32 master state
     c.train.remat = "none"  # none | blocks: keep only block outputs for the backward pass (less memory)
     c.train.progress_bar = True
+    # Start from a trained model (colorjax/training/init_from.py): a checkpoint folder or workdir,
+    # its step (None: the latest); arrays matching a reinit pattern keep their fresh initialisation;
+    # init_decoding: the checkpoint's temperature and prior correction carry over (else bins.*).
+    c.train.init_from = config_dict.placeholder(str)
+    c.train.init_step = config_dict.placeholder(int)
+    c.train.reinit = ()
+    c.train.init_decoding = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
     return c
 
