@@ -123,15 +123,9 @@ def picture(checkpoints: dict[str, Path], out: Path, side: int = 128) -> Path:
     from colorjax.data.embedded import embedded_photos
     from colorjax.evaluation.temperature_sweep import labelled_grid
     from colorjax.inference.colorize import colorize_arrays
+    from experiments.cpu_colorizer_report import square_photo
 
-    def square(rgb):
-        h, w = rgb.shape[:2]
-        scale = side / min(h, w)
-        im = Image.fromarray(rgb).resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.LANCZOS)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        return np.asarray(im.crop((left, top, left + side, top + side)))
-
-    photos = [square(p) for p in embedded_photos().values()]
+    photos = [square_photo(p, side) for p in embedded_photos().values()]
     lab = color.rgb_uint8_to_lab(np.stack(photos))
     gray = np.round(np.asarray(color.lab_to_rgb(lab.at[..., 1:].set(0.0))) * 255).astype(np.uint8)
     columns = []
@@ -174,7 +168,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--source-steps", type=int, default=1200)
+    parser.add_argument("--source-steps", type=int, default=600)
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--data-dir", default=None, help="TFDS data dir for the built folders (default WORKDIR/tfds)")
     parser.add_argument("--resamples", type=int, default=1000)

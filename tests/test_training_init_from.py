@@ -219,11 +219,13 @@ def test_siggraph17_from_a_converted_release_with_hints(tiny_config, tmp_path):
     config = tiny_config("train.num_steps=2", "method=regression", "model.backbone=siggraph17", "model.width=0.25",
                          f"model.options.bn_affine={str(model_config['bn_affine']).lower()}",
                          f"model.options.class_bins={model_config['class_bins']}", "hints.p=0.5",
-                         f"train.init_from={tmp_path / 'release'}", "optim.freeze=('backbone/model[1-4]/.*',)")
+                         f"train.init_from={tmp_path / 'release'}", "optim.freeze=('backbone/(model|norm)[1-4]/.*',)")
     train(config, tmp_path / "tuned")
     before, after = _arrays(tmp_path / "release"), _arrays(tmp_path / "tuned")
-    encoder = [p for p in before if p.startswith(tuple(f"backbone/model{i}/" for i in range(1, 5)))]
-    assert len(encoder) >= 16 and all(_bits(before[p]) == _bits(after[p]) for p in encoder)
+    encoder = [p for p in before if p.startswith(tuple(f"backbone/{kind}{i}/" for kind in ("model", "norm")
+                                                       for i in range(1, 5)))]
+    assert {p.rpartition("/")[2] for p in encoder} >= {"kernel", "bias", "mean", "var"}
+    assert all(_bits(before[p]) == _bits(after[p]) for p in encoder)
     assert not np.array_equal(before["backbone/model8/0/kernel"], after["backbone/model8/0/kernel"])
     with checkpoint_manager(tmp_path / "tuned" / "checkpoints", read_only=True) as manager:
         assert restore_prior(manager, 2) is None  # a regression run without prior.path keeps none
