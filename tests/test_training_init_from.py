@@ -207,7 +207,7 @@ def test_pix2pix_generator_from_a_unet_regression_checkpoint(tiny_config, tmp_pa
 
 @pytest.mark.slow
 def test_siggraph17_from_a_converted_release_with_hints(tiny_config, tmp_path):
-    """The converter's fixture (random weights in the release's layout, width 1/4) converted, then
+    """The converter's fixture (random weights in the release's layout, width 1/16) converted, then
     fine-tuned with simulated hints: the frozen encoder bit-identical, the rest trained."""
     from pathlib import Path
 
@@ -216,7 +216,7 @@ def test_siggraph17_from_a_converted_release_with_hints(tiny_config, tmp_path):
 
     model, model_config, _ = convert_siggraph17(load_pth(Path(__file__).parent / "fixtures" / "siggraph17_w16.pth"))
     save_model(tmp_path / "release", model, model_config)
-    config = tiny_config("train.num_steps=2", "method=regression", "model.backbone=siggraph17", "model.width=0.25",
+    config = tiny_config("train.num_steps=2", "method=regression", "model.backbone=siggraph17", f"model.width={model_config['width']}",
                          f"model.options.bn_affine={str(model_config['bn_affine']).lower()}",
                          f"model.options.class_bins={model_config['class_bins']}", "hints.p=0.5",
                          f"train.init_from={tmp_path / 'release'}", "optim.freeze=('backbone/(model|norm)[1-4]/.*',)")
@@ -229,3 +229,9 @@ def test_siggraph17_from_a_converted_release_with_hints(tiny_config, tmp_path):
     assert not np.array_equal(before["backbone/model8/0/kernel"], after["backbone/model8/0/kernel"])
     with checkpoint_manager(tmp_path / "tuned" / "checkpoints", read_only=True) as manager:
         assert restore_prior(manager, 2) is None  # a regression run without prior.path keeps none
+
+
+def test_backbone_options_are_set_from_the_command_line(tiny_config):
+    """A converted release's options (e.g. ``bn_affine``) must be expressible as overrides."""
+    config = tiny_config("model.options.bn_affine=true", "model.options.class_bins=529", "model.options.kind=wide")
+    assert config.model.options.to_dict() == {"bn_affine": True, "class_bins": 529, "kind": "wide"}

@@ -9,6 +9,7 @@ combinations before anything is built or compiled.
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 
@@ -181,6 +182,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
         path, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"config override {item!r}: expected FIELD=VALUE")
+        if path.startswith("model.options.") and path.count(".") == 2:  # a backbone keyword, new or not
+            config.model.options.unlock()
+            config.model.options[path.rpartition(".")[2]] = _option_value(text)
+            continue
         group, name = _field(config, path, item)
         if text.lower() == "none":
             group[name] = None
@@ -195,6 +200,16 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             raise ValueError(f"config override {item!r}: {error}{expected}") from None
     config.model.options.unlock()  # config_flags locks the whole tree again
     return config
+
+
+def _option_value(text: str):
+    """A ``model.options`` value from the command line: true / false, a Python literal, or the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 _CHOICES = {
