@@ -17,7 +17,7 @@
 
 The config is read here only, apart from the modules this calls with parts of it: ``steps`` (the
 step functions and their :class:`~colorjax.training.steps.Objective`), ``optim`` (optimizers and
-schedules), ``colorjax.data`` and ``priors`` (data and the colour prior), ``state`` and
+schedules), ``init_from`` (a start from a trained model, freezing patterns), ``colorjax.data`` and ``priors`` (data and the colour prior), ``state`` and
 ``colorjax.checkpointing`` (checkpoints).
 """
 
