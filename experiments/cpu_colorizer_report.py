@@ -86,6 +86,17 @@ def score_set(colorizer, name, data, split, size, *, data_dir, out: Path) -> dic
                                   for t, mt in sweep_metrics.items()}}
 
 
+def square_photo(rgb: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` x ``side`` square of a photo whose shorter side is scaled to ``side`` (Lanczos)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    scale = side / min(h, w)
+    im = Image.fromarray(rgb).resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.LANCZOS)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    return np.asarray(im.crop((left, top, left + side, top + side)))
+
+
 def package_photo_pictures(colorizer, out: Path, side: int = 224) -> list[Path]:
     """Pictures safe to publish: the photos scikit-image and scikit-learn ship (never trained on),
     centre-cropped to ``side`` px: ``photos_grid.png`` (gray | lightness | model | truth) and
@@ -99,14 +110,7 @@ def package_photo_pictures(colorizer, out: Path, side: int = 224) -> list[Path]:
     from colorjax.evaluation.temperature_sweep import labelled_grid
 
     prior, temperature = colorizer.prior, colorizer.temperature
-    def square(rgb):
-        h, w = rgb.shape[:2]
-        scale = side / min(h, w)
-        im = Image.fromarray(rgb).resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.LANCZOS)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        return np.asarray(im.crop((left, top, left + side, top + side)))
-
-    photos = [square(p) for p in embedded_photos().values()]
+    photos = [square_photo(p, side) for p in embedded_photos().values()]
     lab = color.rgb_uint8_to_lab(np.stack(photos))
     to_uint8 = lambda x: np.asarray(np.round(np.asarray(x) * 255.0)).astype(np.uint8)  # noqa: E731
     gray = to_uint8(color.lab_to_rgb(lab.at[..., 1:].set(0.0)))

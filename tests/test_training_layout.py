@@ -9,7 +9,7 @@ from pathlib import Path
 TRAINING = Path(__file__).resolve().parents[1] / "colorjax" / "training"
 # The run itself, the optimizer module it calls with the config, the config's own module, and the
 # command that loads a config file and calls train.
-TAKES_THE_CONFIG = {"trainer", "optim", "config", "commands"}
+TAKES_THE_CONFIG = {"trainer", "optim", "init_from", "config", "commands"}
 
 
 def _functions_taking_config(path: Path) -> list[str]:

@@ -9,6 +9,7 @@ combinations before anything is built or compiled.
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 
@@ -79,6 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.prior.smoothing_sigma = PRIOR_SMOOTHING_SIGMA  # Gaussian smoothing in ab (the RReLU study: none)
     c.prior.images = 2048  # training images streamed to count bins (and grid cells) before training
     c.prior.path = config_dict.placeholder(str)  # load a saved ColourPrior instead of counting
+    c.prior.recount = False  # with train.init_from: count the prior on this run's data (else the checkpoint's)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.pixel = "l1"  # l1 | l2 | huber, on ab / 110 (regression and GAN reconstruction)
@@ -105,6 +107,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.decay_step = 0  # step: multiply by decay_factor here (Zhang: 225k); linear_decay: start
     c.optim.decay_factor = 0.1  # step: Zhang's x0.1
     c.optim.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    # Parameter-path patterns (re.fullmatch on paths like backbone/blocks/0/0/kernel; see
+    # colorjax/training/init_from.py): frozen parameters are not updated, nor (freeze_batch_stats)
+    # the running statistics of matching BatchNorm layers; lr_mults "PATTERN=MULT" scale the rate.
+    c.optim.freeze = ()
+    c.optim.freeze_batch_stats = True
+    c.optim.lr_mults = ()
 
     c.discriminator = ml_collections.ConfigDict()  # pix2pix and nogan only
     c.discriminator.width = 1.0  # PatchGAN channel multiplier
@@ -132,6 +140,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.compute_dtype = "float32"  # float32 | bfloat16: convolutions in bfloat16, float32 master state
     c.train.remat = "none"  # none | blocks: keep only block outputs for the backward pass (less memory)
     c.train.progress_bar = True
+    # Start from a trained model (colorjax/training/init_from.py): a checkpoint folder or workdir,
+    # its step (None: the latest); arrays matching a reinit pattern keep their fresh initialisation;
+    # init_decoding: the checkpoint's temperature and prior correction carry over (else bins.*).
+    c.train.init_from = config_dict.placeholder(str)
+    c.train.init_step = config_dict.placeholder(int)
+    c.train.reinit = ()
+    c.train.init_decoding = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
     return c
 
@@ -169,6 +184,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
         path, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"config override {item!r}: expected FIELD=VALUE")
+        if path.startswith("model.options.") and path.count(".") == 2:  # a backbone keyword, new or not
+            config.model.options.unlock()
+            config.model.options[path.rpartition(".")[2]] = _option_value(text)
+            continue
         group, name = _field(config, path, item)
         if text.lower() == "none":
             group[name] = None
@@ -183,6 +202,16 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             raise ValueError(f"config override {item!r}: {error}{expected}") from None
     config.model.options.unlock()  # config_flags locks the whole tree again
     return config
+
+
+def _option_value(text: str):
+    """A ``model.options`` value from the command line: true / false, a Python literal, or the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 _CHOICES = {

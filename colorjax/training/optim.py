@@ -7,6 +7,7 @@ import ml_collections
 import optax
 
 from colorjax.training.config import GAN_METHODS
+from colorjax.training.init_from import FROZEN, parameter_groups
 
 # pix2pix (Isola et al. 2017): Adam betas (0.5, 0.999) for both networks.
 PIX2PIX_BETAS = (0.5, 0.999)
@@ -41,10 +42,28 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
 
 def make_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
     """Adam (weight decay as L2 on the gradient, as Caffe and PyTorch's Adam do) or AdamW, with
-    optional global-norm gradient clipping first."""
+    optional global-norm gradient clipping first. With ``optim.freeze`` / ``optim.lr_mults``
+    patterns the update rule is partitioned by ``optax.multi_transform``: frozen parameters get
+    ``set_to_zero`` (no update, no optimizer state), the others the rule at their multiple of the
+    rate (:func:`colorjax.training.init_from.parameter_groups`)."""
     parts = []
     if optim.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(optim.grad_clip_norm))
+    if (groups := parameter_groups(optim)) is None:
+        return optax.chain(*parts, *_update_rule(optim, schedule))
+    label_fn, multipliers = groups
+    rules = {label: optax.set_to_zero() if label == FROZEN else optax.chain(*_update_rule(optim, _scaled(schedule, mult)))
+             for label, mult in multipliers.items()}
+    return optax.chain(*parts, optax.multi_transform(rules, label_fn))
+
+
+def _scaled(schedule: optax.Schedule, factor: float) -> optax.Schedule:
+    return schedule if factor == 1.0 else (lambda count: factor * schedule(count))
+
+
+def _update_rule(optim: ml_collections.ConfigDict, schedule: optax.Schedule) -> list[optax.GradientTransformation]:
+    """The configured Adam / AdamW (with its weight decay) at ``schedule``, as chain parts."""
+    parts = []
     match optim.optimizer:
         case "adam":
             if optim.weight_decay > 0:
@@ -54,7 +73,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule) -
             parts.append(optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
         case _:
             raise ValueError(f"unknown optimizer {optim.optimizer!r}")
-    return optax.chain(*parts)
+    return parts
 
 
 def discriminator_optimizer(schedule: optax.Schedule) -> optax.GradientTransformation:

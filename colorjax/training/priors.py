@@ -43,13 +43,14 @@ def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarr
 
 
 def bins_and_prior(loader_factory, mesh, output_stride: int, *, images: int, batch_size: int, kind: str, grid: int,
-                   smoothing_sigma: float, lam: float, path: str | None = None):
+                   smoothing_sigma: float, lam: float, path: str | None = None, centres=None):
     """``(centres [Q, 2], ColourPrior)``: loaded from ``path`` when given, else counted over
     ``images`` training images in global batches of ``batch_size``.
 
     ``loader_factory()`` returns a fresh training iterator (local batches of uint8 RGB); ``kind`` is
     ``"zhang"`` (Zhang's 313 in-gamut centres) or ``"grid"`` (the cells of side ``grid`` the data
-    occupies); ``smoothing_sigma`` and ``lam`` shape the rebalancing weights.
+    occupies), unless ``centres`` gives the bins (a fine-tuned run keeps its checkpoint's);
+    ``smoothing_sigma`` and ``lam`` shape the rebalancing weights.
     """
     if path:
         prior = prior_lib.ColourPrior.load(path)
@@ -61,6 +62,8 @@ def bins_and_prior(loader_factory, mesh, output_stride: int, *, images: int, bat
         return ab[:, ::output_stride, ::output_stride], colourful[:, None, None]
 
     match kind:
+        case _ if centres is not None:
+            centres = np.asarray(centres, np.float32)
         case "zhang":
             centres = bins.zhang_bins()
         case "grid":

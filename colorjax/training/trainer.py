@@ -17,7 +17,7 @@
 
 The config is read here only, apart from the modules this calls with parts of it: ``steps`` (the
 step functions and their :class:`~colorjax.training.steps.Objective`), ``optim`` (optimizers and
-schedules), ``colorjax.data`` and ``priors`` (data and the colour prior), ``state`` and
+schedules), ``init_from`` (a start from a trained model, freezing patterns), ``colorjax.data`` and ``priors`` (data and the colour prior), ``state`` and
 ``colorjax.checkpointing`` (checkpoints).
 """
 
@@ -41,7 +41,7 @@ from colorjax.data import NoUsableImagesError, make_loader
 from colorjax.models.heads import rebalancing_logit_bias
 from colorjax.training import config as config_lib
 from colorjax.training import logging as run_logging
-from colorjax.training import optim, parallel, priors, signals, steps
+from colorjax.training import init_from, optim, parallel, priors, signals, steps
 from colorjax.training import state as state_lib
 from colorjax.training import workdir as workdir_lib
 from colorjax.training.config import GAN_METHODS
@@ -177,13 +177,15 @@ def phase(config: ml_collections.ConfigDict, step: int) -> str:
     raise ValueError(f"unknown method {config.method!r}")
 
 
-def jitted_steps(config, objective, modules: state_lib.Modules, tx, d_tx, mesh) -> dict:
-    """The run's step functions, jitted with the state replicated (and donated) and the batch sharded."""
+def jitted_steps(config, objective, modules: state_lib.Modules, tx, d_tx, mesh, statistics=()) -> dict:
+    """The run's step functions, jitted with the state replicated (and donated) and the batch sharded;
+    the batch statistics among ``statistics`` (paths) that ``optim.freeze`` matches stay as they were."""
     repl, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     fns = {"supervised": steps.supervised_step(objective, modules.train, tx)}
     if config.method in GAN_METHODS:
         fns["gan"] = steps.gan_step(objective, modules.train, tx, modules.d_train, d_tx)
         fns["critic"] = steps.critic_step(objective, modules.eval, modules.d_train, d_tx)
+    fns = {name: init_from.keep_frozen_statistics(fn, config.optim, statistics) for name, fn in fns.items()}
     jitted = {name: jax.jit(fn, in_shardings=(repl, batch), out_shardings=(repl, repl), donate_argnums=0)
               for name, fn in fns.items()}
     images = {"loss": repl, "sums": repl, "gray_rgb": batch, "pred_rgb": batch, "true_rgb": batch}
@@ -277,10 +279,11 @@ def _build(config, model_config, prior, stride, num_steps, mesh, iterator) -> _R
     model_fn, d_fn = model_factory(model_config, config.seed), discriminator_factory(config)
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
     objective = build_objective(config, stride, model_config.get("centres"), prior)
-    return _Run(model_config, prior, schedule, jitted_steps(config, objective, modules, tx, d_tx, mesh), state, iterator)
+    fns = jitted_steps(config, objective, modules, tx, d_tx, mesh, init_from.statistic_paths(model_fn))
+    return _Run(model_config, prior, schedule, fns, state, iterator)
 
 
-def bins_and_prior(config, train_iterator, mesh, stride: int):
+def bins_and_prior(config, train_iterator, mesh, stride: int, centres=None):
     """``(centres, prior)`` of a fresh run: counted from the training data at the output ``stride``
     for a classification head (or loaded from ``prior.path``); a regression run has centres None and
     the prior of ``prior.path``, or None."""
@@ -289,7 +292,7 @@ def bins_and_prior(config, train_iterator, mesh, stride: int):
         return None, None
     centres, prior = priors.bins_and_prior(
         train_iterator, mesh, stride, images=p.images, batch_size=config.data.batch_size, kind=config.bins.kind,
-        grid=config.bins.grid, smoothing_sigma=p.smoothing_sigma, lam=p.lam, path=p.path)
+        grid=config.bins.grid, smoothing_sigma=p.smoothing_sigma, lam=p.lam, path=p.path, centres=centres)
     return (centres if head == "classification" else None), prior
 
 
@@ -354,8 +357,11 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     parallel.initialize_distributed()
     config = ml_collections.ConfigDict(config.to_dict())
     config_lib.validate(config, jax.device_count(), jax.process_count())
+    config, start_from = init_from.prepare(config, resume=resume)  # train.init_from: read, not yet loaded
     num_steps, t = total_steps(config), config.train
-    stride, _ = check_model(model_factory(model_config_of(config), config.seed), config.data.crop_size)
+    centres = start_from.centres(config) if start_from else None
+    stride, _ = check_model(model_factory(model_config_of(config, centres), config.seed), config.data.crop_size)
+    init_from.check_patterns(config, nnx.eval_shape(model_factory(model_config_of(config, centres), config.seed)), start_from)
 
     # 2. Workdir: one run per workdir, released however we exit.
     workdir = Path(workdir).absolute()
@@ -382,6 +388,13 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
         # 4. State.
         if start:
             start, run = _restore_newest_good(config, manager, workdir, stride, num_steps, mesh, train_iterator, say)
+        elif start_from:
+            centres, prior = start_from.bins_and_prior(
+                config, centres, lambda kept: bins_and_prior(config, train_iterator, mesh, stride, centres=kept))
+            run = _build(config, model_config_of(config, centres), prior, stride, num_steps, mesh, train_iterator())
+            run.state = start_from.load_into(run.state, parallel.replicated(mesh))
+            say(f"starting from {start_from.directory} step {start_from.step}: "
+                f"{json.dumps(start_from.record(workdir, config))}")
         else:
             centres, prior = bins_and_prior(config, train_iterator, mesh, stride)
             run = _build(config, model_config_of(config, centres), prior, stride, num_steps, mesh, train_iterator())
