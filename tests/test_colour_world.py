@@ -11,13 +11,6 @@ from colorjax.bins import zhang_bins
 from colorjax.data import colour_world as world
 
 
-def _true_ab(scene):
-    """The intended ab of every pixel, from the class map and the scene's balloon colour."""
-    table = np.asarray([world.CLASS_COLOURS[c][scene.balloon_colour if c == world.BALLOON else 0]
-                        for c in range(len(world.CLASSES))], np.float32)
-    return table[scene.labels]
-
-
 def test_scenes_hold_their_class_colours_and_are_seeded():
     a, b = world.scenes(8, seed=3, size=64), world.scenes(8, seed=3, size=64)
     assert all(np.array_equal(x.rgb, y.rgb) for x, y in zip(a, b))
@@ -25,7 +18,7 @@ def test_scenes_hold_their_class_colours_and_are_seeded():
     for scene in a:
         lab = np.asarray(color.rgb_uint8_to_lab(scene.rgb))
         # 8-bit rounding moves ab by about a unit at most: the colours are inside the gamut.
-        assert np.abs(lab[..., 1:] - _true_ab(scene)).max() < 1.5
+        assert np.abs(lab[..., 1:] - world.intended_ab(scene)).max() < 1.5
     assert world.scenes(1, seed=0, size=32)[0].rgb.shape == (32, 32, 3)
 
 

@@ -53,7 +53,7 @@ BIMODAL, ACHROMATIC, RARE = BALLOON, STONE, FLOWER
 # Lightness: region means uniform in [L_MIN, L_MAX], textures +-TEXTURE_AMPLITUDE around them; every
 # class colour is inside the sRGB gamut from L_MIN - A to L_MAX + A.
 L_MIN, L_MAX, TEXTURE_AMPLITUDE = 48.0, 64.0, 6.0
-TEXTURE_PERIOD = 4  # px at 64 px scenes (scaled with the size)
+TEXTURE_PERIOD = 4  # px at 64 px scenes (scaled up with larger sizes, never below 4)
 FLOWER_PROBABILITY = 0.75
 # "at a mode": within this many ab units of one of the balloon's two colours (they are 80.6 apart).
 MODE_RADIUS = 10.0
@@ -72,7 +72,7 @@ def _texture(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """The +-1 pattern of a class over the whole canvas (each region cuts its part out), at a random
     phase: a net (or a prior) that sees every 4th pixel must not see one class only at its bright
     stripes."""
-    period = max(2, round(TEXTURE_PERIOD * size / 64))
+    period = max(TEXTURE_PERIOD, round(TEXTURE_PERIOD * size / 64))  # 2 px stripes at least
     y, x = np.mgrid[0:size, 0:size] + rng.integers(0, period, 2)[:, None, None]
     half = period // 2
     match kind:
@@ -88,9 +88,11 @@ def _texture(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _lab_to_rgb_uint8(lab: np.ndarray) -> np.ndarray:
-    from colorjax import color
+    """8-bit sRGB by scikit-image's conversion (D65), not colorjax's own: a learning test that
+    checks what a model learnt against the world's colours then also checks colorjax.color."""
+    from skimage.color import lab2rgb
 
-    return np.asarray(np.round(np.asarray(color.lab_to_rgb(lab)) * 255.0), np.uint8)
+    return np.asarray(np.round(np.clip(lab2rgb(np.asarray(lab, np.float64)), 0, 1) * 255.0), np.uint8)
 
 
 def scene_lab(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
@@ -145,6 +147,13 @@ def write_folder(root: str | os.PathLike, *, train: int, validation: int = 0, te
         for i, scene in enumerate(scenes(count, seed=seed * 3 + offset, size=size)):
             Image.fromarray(scene.rgb).save(root / split / f"{i:05d}.png")
     return root
+
+
+def intended_ab(scene: Scene) -> np.ndarray:
+    """The colour every pixel of ``scene`` was drawn with, float32 [S, S, 2]: the world's truth,
+    independent of any Lab reading of its 8-bit image."""
+    table = [CLASS_COLOURS[c][scene.balloon_colour if c == BALLOON else 0] for c in range(len(CLASSES))]
+    return np.asarray(table, np.float32)[scene.labels]
 
 
 def pixel_fractions(labels: np.ndarray) -> np.ndarray:
