@@ -82,6 +82,7 @@ def _sky_and_grass(seed: int, size: int = 32) -> np.ndarray:
     return np.asarray(np.round(np.asarray(color.lab_to_rgb(lab)) * 255), np.uint8)
 
 
+@pytest.mark.slow  # a real training run: 24 s here
 def test_a_folder_of_blue_skies_and_green_grass_trains(tiny_config, tmp_path):
     """Issue 25, defect 1: the 'some colour was counted' check summed the bin counts with the
     lightness table's signed a and b sums; mean a + b below -2 (here -25) read as 'every image is
