@@ -4,7 +4,8 @@ The world's colours are a known function of shape and texture (colorjax.data.col
 as sRGB by scikit-image, so the figures below compare what the model paints with the world's own
 colours, not with colorjax's reading of the images: a wrong soft-encoding, rebalancing, decoding or
 Lab conversion shows up as a miss (docs/colour_world.md, "The learning test", lists what each
-deliberate breakage printed). Thresholds come from docs/colour_world.md's table, with margin.
+deliberate breakage printed). At this budget the net learns the background and the lead over
+lightness, not yet the small objects (the stone is still painted greenish), so those are what it checks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 SIZE = 64  # px scenes, as the table's
 TRAIN_SCENES, TEST_SCENES = 400, 64
-STEPS = 150  # about 2 minutes of a 2-core CPU alone; measured with the table's ECCV16 at 1/4 width
+STEPS = 150  # half the table's rows; 584 s on the shared, loaded 2-core machine (estimated ~2 min alone)
 # Thresholds (ab units), from a calibration run at this budget (docs/colour_world.md, "The learning
 # test": grass 2.0, lead 7.6, as-trained grass 21.3), with margin. Decoded at T = 0.38 with the
 # rebalancing undone (ClassificationHead.correct_for_rebalancing, strength 1), the model must paint
