@@ -11,12 +11,17 @@ scikit-learn ship (6 to train on; chelsea and coffee held out). On a 2-core CPU 
 - ``WORKDIR/evaluation.{json,md}`` and ``evaluation_grid.png`` (gray | prediction | truth), and the
   same for the lightness and gray baselines (``lightness.*``, ``gray.*``) to compare against.
 
-What to expect from a minute on six photos (measured: README "Quick start"): the model learns
-the training photos' overall colour statistics, not objects; it cannot know from six unrelated
-photos that a cat is grey-brown or that coffee is dark brown, so the held-out photos come out in
-plausible but wrong tints (a bluish cat, a bluish cup). Only its colourfulness beats the gray
-image; its AuC and PSNR are below gray's and the lightness lookup's. A model that learns object
-colours on this CPU is ``experiments/cpu_colorizer.py`` (tiny-imagenet-64, under an hour).
+What six photos can teach (measured: docs/colour_world.md, "Quick start"): the colours of those six
+photos and how they go with local texture and lightness; not what colour a cat or a cup is, since
+no object recurs. So the recipe is set for that: plain soft cross-entropy (no class rebalancing,
+which on ImageNet pushes towards rare, vivid colours that six photos cannot place) and the
+annealed mean at T = 1 (the mean of the predicted colours, the least wrong guess under that
+uncertainty). The held-out photos then come out in muted, plausible tints, scoring above the gray
+image on every metric (AuC 82.5 raw / 74.3 rebalanced against gray's 76.8 / 66.1) and below the
+lightness lookup; the Zhang recipe of rebalancing and T = 0.38 scored below gray here (72.3 raw).
+A model that learns object colours on this CPU is ``experiments/cpu_colorizer.py``
+(tiny-imagenet-64, under an hour); ``experiments/colour_world_table.py`` shows each method learning
+what its paper says on a task where the answer is known.
 """
 
 from __future__ import annotations
@@ -29,16 +34,25 @@ from pathlib import Path
 from colorjax.training.config import get_config as default_config
 
 CROP = 64  # px: training crops and the size the net sees at inference
+WHAT_SIX_PHOTOS_TEACH = (
+    "What six photos teach: their own colours and how colour goes with texture and lightness in them, "
+    "not the colours of objects (no object recurs), so the held-out photos get muted, plausible tints, "
+    "not their true colours. The row to beat is gray; the lightness lookup, which knows the six photos' "
+    "colour per lightness, stays ahead. For a model that learns object colours see experiments/cpu_colorizer.py."
+)
 
 
 def get_config():
-    """The default config (ECCV16, 313 bins, rebalanced loss) shrunk to run on a CPU in minutes."""
+    """The default config (ECCV16, 313 bins) shrunk to run on a CPU in minutes, with the loss and
+    decoding six photos support: no rebalancing, T = 1."""
     config = default_config()
     config.data.spec = "embedded"
     config.data.crop_size = CROP
     config.data.batch_size = 8
     config.data.eval_batch_size = 2  # the two held-out photos
     config.model.width = 0.25  # 16 to 128 channels instead of 64 to 512
+    config.prior.rebalance = False  # six photos cannot say where rare colours go: no push towards them
+    config.bins.temperature = 1.0  # the mean of the predicted colours (saved: colorize and evaluate use it)
     config.prior.images = 48  # the prior of the six training photos (a few crops each)
     config.optim.learning_rate = 1e-3  # a short run needs a larger step than Zhang's 3e-5
     config.optim.weight_decay = 0.0
@@ -90,6 +104,7 @@ def main(argv=None) -> int:
     for label, m in (("quick-start model", ours), *((f"{name} baseline", m) for name, m in baselines.items())):
         print(f"| {label} | {m['auc_raw']:.1f} | {m['auc_rebalanced']:.1f} | {m['psnr']:.2f} | {m['colourfulness']:.1f} |")
     print(f"grid: {args.workdir / 'evaluation_grid.png'}")
+    print(WHAT_SIX_PHOTOS_TEACH)
     return 0
 
 

@@ -17,8 +17,13 @@ from colorjax.training import parallel
 from colorjax.training.steps import lab_batch
 
 
-def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarray:
-    """Sum ``count_fn(ab, mask)`` over ``num_batches`` global batches, in float64 on the host."""
+def _stream_counts(count_fn, loader_factory, num_batches: int, mesh, *, num_counts: int | None = None) -> np.ndarray:
+    """Sum ``count_fn(rgb)`` over ``num_batches`` global batches, in float64 on the host.
+
+    The first ``num_counts`` entries of the sum (default: all) are pixel counts; only they decide
+    whether any colour was counted. Entries after them (the lightness table's signed a and b sums)
+    may be negative and must not: a dataset of blue skies and green grass has negative mean a and b.
+    """
     count = jax.jit(count_fn, out_shardings=parallel.replicated(mesh))
     total, compiled = None, None
     for _, local in zip(range(num_batches), loader_factory()):
@@ -34,7 +39,7 @@ def _stream_counts(count_fn, loader_factory, num_batches: int, mesh) -> np.ndarr
         total = counts if total is None else total + counts
     if total is None:
         raise ValueError("the training data yielded no batch to count colours from")
-    if not total.sum() > 0:
+    if not total[:num_counts].sum() > 0:
         raise ValueError(
             f"the training split yields no colour image in {num_batches} batches: every image is gray "
             f"(no chroma), so there are no colours to count a prior from"
@@ -86,7 +91,7 @@ def bins_and_prior(loader_factory, mesh, output_stride: int, *, images: int, bat
         counts = prior_lib.bin_counts(ab, centres_device, mask=mask)
         return jnp.concatenate([counts, prior_lib.lightness_ab_sums(L, ab, mask).ravel()])
 
-    totals = _stream_counts(bin_and_lightness_counts, loader_factory, num_batches, mesh)
+    totals = _stream_counts(bin_and_lightness_counts, loader_factory, num_batches, mesh, num_counts=len(centres))
     counts, lightness_sums = totals[: len(centres)], totals[len(centres) :].reshape(prior_lib.LIGHTNESS_LEVELS, 3)
     prior = prior_lib.ColourPrior.from_counts(
         counts.astype(np.float32), centres, smoothing_sigma=smoothing_sigma, lam=lam,
