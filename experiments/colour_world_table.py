@@ -10,7 +10,7 @@ finished, and scores every row on ``TEST_SCENES`` held-out scenes generated with
 AuC raw / rebalanced, PSNR, colourfulness, per-class ab error and accuracy, the balloon's (two-colour
 class) chroma, pixels at a mode and pixels nearer the mean of the modes. Classification rows are
 decoded at several temperatures and, for the rebalanced row, with half the rebalancing undone
-(``ClassificationHead.correct_for_rebalancing``, strength 0.5): defect 3 of issue 25. Beside every
+(the inference layer's ``prior_correction``, strength 0.5): defect 3 of issue 25. Beside every
 result stands the Bayes-optimal value under that row's decoding (``colour_world.bayes_ab`` scored by
 the same code). Standard errors: bootstrap over the test scenes (``colorjax.evaluation.bootstrap``).
 
@@ -111,10 +111,14 @@ def with_errors(sums: dict, seed: int = 0) -> dict:
     return {k: [v, float(np.std([d[k] for d in draws]))] for k, v in point.items()}
 
 
-def model_ab(model, temperature: float, size: int):
+def model_ab(model, temperature: float, size: int, prior=None, strength: float = 0.0):
+    """The row's ab as ``colorize`` makes it: the one inference path (:class:`colorjax.inference.Colorizer`)
+    at ``size`` and ``temperature``, ``strength`` of the rebalancing undone (with ``prior``'s weights)."""
     from colorjax.evaluation.evaluate import model_predictor
+    from colorjax.inference import Colorizer
 
-    predict = model_predictor(model, temperature, model_size=size)
+    colorizer = Colorizer(model, size=size, temperature=temperature, prior_correction=strength, prior=prior)
+    predict = model_predictor(colorizer)
     return lambda lab, labels: predict(lab)
 
 
@@ -220,14 +224,11 @@ def main(argv=None) -> int:
         weights = trained_prior.weights if world_config(row, scenes, data_dir, args.steps).prior.rebalance else None
         for strength in (0.0, 0.5) if weights is not None else (0.0,):
             for t in TEMPERATURES:
-                # The head's own decoding API: correct_for_rebalancing(w, s) sets the logit offset
-                # -s log w (s = 0: decode as trained); model_predictor decodes a copy at T.
-                model.head.correct_for_rebalancing(trained_prior.weights, strength)
                 name = f"{row} T={t}" + (f" undo={strength}" if strength else "")
                 decoding = f"T = {t}" + (f", rebalancing {strength:.0%} undone" if strength else "")
                 bayes = {"rule": "annealed", "centres": np.asarray(model.head.centres[...]), "temperature": t,
                          "weights": weights, "strength": strength}
-                entries[name] = (row, decoding, model_ab(model, t, size), bayes)
+                entries[name] = (row, decoding, model_ab(model, t, size, trained_prior, strength), bayes)
 
     posteriors = {}
     for row in ("classification", "classification_rebalanced"):

@@ -22,7 +22,7 @@ TRAIN_SCENES, TEST_SCENES = 400, 64
 STEPS = 150  # half the table's rows; 584 s on the shared, loaded 2-core machine (estimated ~2 min alone)
 # Thresholds (ab units), from a calibration run at this budget (docs/colour_world.md, "The learning
 # test": grass 2.0, lead 7.6, as-trained grass 21.3), with margin. Decoded at T = 0.38 with the
-# rebalancing undone (ClassificationHead.correct_for_rebalancing, strength 1), the model must paint
+# rebalancing undone (the inference layer's prior correction, strength 1), the model must paint
 # the unimodal background right and beat the best lightness-only prediction; decoded as trained, the
 # rebalancing must show: it moves the most common colour (82 % of pixels) away from its bins.
 MAX_GRASS_ERROR = 3.5
@@ -44,6 +44,7 @@ def test_a_tiny_classifier_learns_the_colour_world(tiny_config, tmp_path):
     from colorjax import color
     from colorjax.checkpointing import load_model
     from colorjax.evaluation.evaluate import model_predictor
+    from colorjax.inference import Colorizer
     from colorjax.training import train
 
     folder = world.write_folder(tmp_path / "world", train=TRAIN_SCENES, seed=0, size=SIZE)
@@ -56,8 +57,8 @@ def test_a_tiny_classifier_learns_the_colour_world(tiny_config, tmp_path):
     lab = color.rgb_uint8_to_lab(np.stack([s.rgb for s in test]))
     figures = {}
     for strength in (0.0, 1.0):
-        model.head.correct_for_rebalancing(prior.weights, strength)
-        pred = np.asarray(model_predictor(model, 0.38)(lab))
+        colorizer = Colorizer(model, size=SIZE, temperature=0.38, prior_correction=strength, prior=prior)
+        pred = np.asarray(model_predictor(colorizer)(lab))
         figures[strength] = world.class_figures(world.per_image_class_sums(pred, true_ab, labels))
         figures[strength]["mean_error"] = float(np.linalg.norm(pred - true_ab, axis=-1).mean())
     lookup = world.bayes_ab(labels, "lightness_mean", world.pixel_fractions(labels))
