@@ -1,4 +1,4 @@
-"""``colorjax colorize INPUT... --checkpoint DIR --out DIR``: colorize files, folders and globs."""
+"""``colorjax colorize INPUT... --checkpoint DIR --out DIR``: colorize image and video files, folders and globs."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def apply_prior_correction(model, model_config: dict, prior, strength: float | N
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image and video files, folders (recursive) or glob patterns")
     parser.add_argument("--checkpoint", required=True, help="a saved model or a training workdir")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--out", required=True, help="output folder (created)")
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that already exist (default: keep them and count them as skipped)")
+    parser.add_argument("--temporal", choices=("none", "flow"), default="flow",
+                        help="videos: 'flow' carries the previous frame's colours along optical flow (less flicker), "
+                             "'none' colorizes each frame on its own")
     parser.add_argument(
         "--hints", default=None, metavar="JSON",
         help="user hints for a user-guided (siggraph17) model: points with a colour (see colorjax.hints)",
@@ -75,14 +79,15 @@ def run(args: argparse.Namespace) -> int:
     from colorjax.checkpointing import load_model
     from colorjax.inference.colorize import (
         NonFiniteOutputError, check_output_folder, check_outputs_spare_inputs, check_size, checkpoint_directory,
-        colorize_files, find_images,
     )
+    from colorjax.inference.video import check_video_outputs_spare_inputs, colorize_media, find_media, is_video
 
     from colorjax.hints import check_takes_hints, load_hints
 
     try:
-        todo = find_images(args.inputs)  # fail on a missing input or an unusable --out before loading the model
-        check_outputs_spare_inputs(todo, args.out, args.format)
+        todo = find_media(args.inputs)  # fail on a missing input or an unusable --out before loading the model
+        check_outputs_spare_inputs([entry for entry in todo if not is_video(entry[0])], args.out, args.format)
+        check_video_outputs_spare_inputs(todo, args.out)
         check_output_folder(args.out)
         hints = None if args.hints is None else load_hints(args.hints)
         model, model_config, prior = load_model(checkpoint_directory(args.checkpoint), args.step)
@@ -95,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     try:
-        summary = colorize_files(
+        summary = colorize_media(
             model, args.inputs, args.out, size=args.size, temperature=args.temperature, batch_size=args.batch_size,
-            fmt=args.format, progress=not args.no_progress, overwrite=args.overwrite, hints=hints,
+            fmt=args.format, temporal=args.temporal, progress=not args.no_progress, overwrite=args.overwrite, hints=hints,
             on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
         )
     except NonFiniteOutputError as error:
