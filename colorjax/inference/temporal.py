@@ -40,6 +40,7 @@ SIGMA_GRAY = 15.0
 CUT_VISIBLE_SHARE = 0.5
 CUT_MEAN_GRAY = 30.0
 FLOW_SIDE = 512
+DIS_MIN_SIDE = 12  # OpenCV's DIS refuses frames with both sides below this
 # Lai et al. (2018), compute_flow_occlusion: forward-backward test and motion-boundary test constants.
 OCCLUSION_RELATIVE = 0.01
 OCCLUSION_ABSOLUTE = 0.5
@@ -51,9 +52,12 @@ _DIS = {}
 
 def dis_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Optical flow [H, W, 2] (x, y) from uint8 gray ``first`` to ``second``: a pixel p of ``first``
-    is at p + flow(p) in ``second``. OpenCV's DIS at its MEDIUM preset (one instance per thread)."""
+    is at p + flow(p) in ``second``. OpenCV's DIS at its MEDIUM preset (one instance per thread).
+    A frame smaller than DIS's smallest patch on both sides gets zero flow."""
     import threading
 
+    if max(first.shape[:2]) < DIS_MIN_SIDE:
+        return np.zeros(first.shape[:2] + (2,), np.float32)
     key = threading.get_ident()
     if key not in _DIS:
         _DIS[key] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
