@@ -218,3 +218,38 @@ def test_evaluate_on_a_colour_clip_reports_truth_gray_and_both_modes(checkpoint,
     assert rows["truth"]["auc_raw"] == pytest.approx(100.0) and rows["gray"]["excess_warping_error"] == 0.0
     assert rows["gray"]["colourfulness"] < 0.5 < 10 < rows["truth"]["colourfulness"]
     assert rows["none"]["excess_cdc"] == pytest.approx(rows["none"]["cdc"] - rows["gray"]["cdc"])
+
+
+def test_audio_that_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path):
+    """PCM sound (an AVI's) cannot go into MP4 as it is: it is re-encoded to AAC, every sample kept
+    (AAC adds its priming and the padding of the last 1024-sample frame)."""
+    import av
+    from fractions import Fraction
+
+    rate, seconds = 16000, 1.0
+    samples = int(rate * seconds)
+    wave = (3000 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.int16)
+    with av.open(str(tmp_path / "pcm.avi"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        sound = container.add_stream("pcm_s16le", rate=rate)
+        sound.layout = "mono"
+        for i, rgb in enumerate(moving_frames(10)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        for start in range(0, samples, 1024):
+            piece = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="s16", layout="mono")
+            piece.sample_rate, piece.pts, piece.time_base = rate, start, Fraction(1, rate)
+            container.mux(sound.encode(piece))
+        container.mux(sound.encode(None))
+    result = video.colorize_video(lambda frames: list(frames), tmp_path / "pcm.avi", tmp_path / "out.mp4", progress=False)
+    assert result.audio == "re-encoded to AAC" and result.frames == 10
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+        decoded = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    assert samples <= len(decoded) <= samples + 2 * 1024
+    spectrum = np.abs(np.fft.rfft(decoded[1024 : 1024 + 8000]))
+    assert np.argmax(spectrum) * rate / 8000 == pytest.approx(440, abs=4)  # the tone survives

@@ -108,5 +108,8 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteOutputError as error:
         print(f"colorize: {args.checkpoint}: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # refused before any work (e.g. hints given with a video)
+        print(f"colorize: {error}", file=sys.stderr)
+        return 2
     print(f"{summary} -> {args.out}")
     return 1 if summary.failed else 0

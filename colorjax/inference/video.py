@@ -195,9 +195,12 @@ class VideoWriter:
             self._audio_packets = (p for p in self._audio_source.demux(source) if p.dts is not None)
         else:
             rate = source.codec_context.sample_rate or 48000
+            channels = len(source.codec_context.layout.channels) or 2
+            layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(channels).name
             self._audio_out = self.container.add_stream("aac", rate=rate)
-            self._audio_out.layout = source.codec_context.layout
-            self._resampler = av.AudioResampler(format="fltp", layout=source.codec_context.layout, rate=rate)
+            self._audio_out.layout = layout
+            # AAC takes frames of 1024 samples (its codec's frame size)
+            self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=1024)
             self._audio_packets = (p for p in self._audio_source.demux(source))
 
     def write(self, frames: Sequence[np.ndarray]) -> None:
@@ -232,14 +235,17 @@ class VideoWriter:
                 self.container.mux(packet)
             else:
                 for decoded in packet.decode():
-                    for resampled in self._resampler.resample(decoded):
-                        self.container.mux(self._audio_out.encode(resampled))
+                    self._encode_audio(self._resampler.resample(decoded))
 
     def _flush_audio_encoder(self) -> None:
         if self.audio_copied is False:
-            for resampled in self._resampler.resample(None):
-                self.container.mux(self._audio_out.encode(resampled))
+            self._encode_audio(self._resampler.resample(None))
             self.container.mux(self._audio_out.encode(None))
+
+    def _encode_audio(self, frames) -> None:
+        for frame in frames:
+            frame.pts = None  # the encoder numbers the samples it is given, in order
+            self.container.mux(self._audio_out.encode(frame))
 
     def close(self) -> Path:
         """Flush the encoder and the remaining audio, then rename the file onto the target."""
