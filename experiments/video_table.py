@@ -171,8 +171,10 @@ print(result.frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def memory_growth(checkpoint: Path, clip: Path, workdir: Path) -> dict:
-    """Peak RSS (MiB) of colorizing ``clip`` and the same clip 10x over, each in a fresh process."""
+def memory_growth(checkpoint: Path, clip: Path, workdir: Path, frames: int) -> dict:
+    """Peak RSS (MiB) of colorizing ``clip``'s first ``frames`` frames and the same 10x over, each in a
+    fresh process."""
+    clip = trimmed_clip(clip, workdir / "memory_source.mp4", frames)
     long_clip = looped_clip(clip, workdir / "long.mp4", 10)
     out = {}
     for name, source in (("short", clip), ("long", long_clip)):
@@ -227,6 +229,8 @@ def main(argv=None) -> int:
                         help="frames per clip for the full-width random model (seconds a frame on a loaded CPU)")
     parser.add_argument("--timed-frames", type=int, default=8, help="frames of the throughput runs")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=CLIPS)
+    parser.add_argument("--memory-frames", type=int, default=30, help="frames of the short clip of the memory check")
     parser.add_argument("--strip", default="docs/video_strip.png")
     parser.add_argument("--skip", nargs="*", default=[], choices=["table", "throughput", "memory", "strip"])
     args = parser.parse_args(argv)
@@ -241,7 +245,8 @@ def main(argv=None) -> int:
     results.setdefault("clips", {})
     colorizers = {name: load_colorizer(name, workdir, args.batch_size) for name in args.models}
     if "table" not in args.skip:
-        for clip_name, path in clips.items():
+        for clip_name in args.clips:
+            path = clips[clip_name]
             prior = clip_prior(path)
             for name, (colorize, _, _) in colorizers.items():
                 frames = args.random_frames if name == "eccv16-random" else args.max_frames
@@ -255,7 +260,8 @@ def main(argv=None) -> int:
         results["throughput"] = throughput(colorize, model, size, timed, workdir, args.batch_size)
         print("throughput", results["throughput"], flush=True)
     if "memory" not in args.skip:
-        results["memory"] = memory_growth(quickstart_checkpoint(workdir), clips["carphone_pristine.mp4"], workdir)
+        results["memory"] = memory_growth(quickstart_checkpoint(workdir), clips["carphone_pristine.mp4"], workdir,
+                                          args.memory_frames)
         print("memory", results["memory"], flush=True)
     if "strip" not in args.skip:
         strip_picture(colorizers, clips[STRIP[0]], Path(args.strip))

@@ -253,3 +253,46 @@ def test_audio_that_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path):
     assert samples <= len(decoded) <= samples + 2 * 1024
     spectrum = np.abs(np.fft.rfft(decoded[1024 : 1024 + 8000]))
     assert np.argmax(spectrum) * rate / 8000 == pytest.approx(440, abs=4)  # the tone survives
+
+
+def _asgi_post(app, path: str, query: str, body: bytes) -> tuple[int, dict, bytes]:
+    """One POST through the ASGI app itself (no server, no HTTP client)."""
+    import asyncio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+             "headers": [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent, pending = [], [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_demo_colorizes_a_short_video_and_refuses_a_long_one(model, clip, monkeypatch):
+    from colorjax.demo import video as demo_video
+    from colorjax.demo.app import make_app
+    from colorjax.demo.engine import DemoEngine, ModelInfo
+
+    info = ModelInfo(name="random", checkpoint="-", step=0, backbone="eccv16", width=1 / 16, head="classification",
+                     bins=313, training_data="-", size=32, takes_hints=False)
+    app = make_app(DemoEngine(model, info))
+    status, headers, body = _asgi_post(app, "/api/colorize_video", "name=clip.mp4&temperature=0.38", clip.read_bytes())
+    assert status == 200 and headers["content-type"] == "video/mp4" and headers["x-frames"] == "10"
+    result = clip.parent / "demo_result.mp4"
+    result.write_bytes(body)
+    _check_colorized_clip(clip, result)
+
+    monkeypatch.setattr(demo_video, "MAX_VIDEO_FRAMES", 9)
+    status, _, body = _asgi_post(app, "/api/colorize_video", "name=clip.mp4", clip.read_bytes())
+    assert status == 400 and json.loads(body)["error"].startswith("clip.mp4: 10 frames; this demo takes videos of at most 9")
+    status, _, body = _asgi_post(app, "/api/colorize_video", "name=notes.mp4", b"not a video")
+    assert status == 400 and json.loads(body)["error"].startswith("notes.mp4: not a readable video")
