@@ -76,17 +76,26 @@ def make_app(
             return JSONResponse({"error": load_error or "no model loaded"}, status_code=503)
         return JSONResponse(engine.info.as_dict())
 
-    async def colorize(request: Request) -> JSONResponse:
+    def upload_request(request: Request, default_name: str, limit: int, what: str):
+        """``(name, temperature, refusal)`` of an upload: refused (no model, a bad temperature, a
+        declared size over ``limit``) before its body is read."""
+        name = request.query_params.get("name") or default_name
         if engine is None:
-            return _refuse(503, f"no model loaded: {load_error}")
-        name = request.query_params.get("name") or "upload"
+            return name, None, _refuse(503, f"no model loaded: {load_error}")
         try:
             temperature = float(request.query_params.get("temperature", "0.38"))
         except ValueError:
-            return _refuse(400, f"{name}: temperature must be a number")
+            return name, None, _refuse(400, f"{name}: temperature must be a number")
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_upload_bytes:
-            return _refuse(413, f"{name}: {int(declared) / 2**20:.0f} MB is more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return name, None, _refuse(
+                413, f"{name}: {int(declared) / 2**20:.0f} MB is more than the {limit / 2**20:.0f} MB this demo takes{what}")
+        return name, temperature, None
+
+    async def colorize(request: Request) -> JSONResponse:
+        name, temperature, refusal = upload_request(request, "upload", max_upload_bytes, "")
+        if refusal is not None:
+            return refusal
         data = await request.body()
         if len(data) > max_upload_bytes:
             return _refuse(413, f"{name}: more than the {max_upload_bytes / 2**20:.0f} MB this demo takes")
@@ -104,18 +113,10 @@ def make_app(
     async def colorize_video(request: Request) -> Response:
         from colorjax.demo.video import MAX_VIDEO_BYTES, colorize_video_upload
 
-        if engine is None:
-            return _refuse(503, f"no model loaded: {load_error}")
-        name = request.query_params.get("name") or "upload.mp4"
-        try:
-            temperature = float(request.query_params.get("temperature", "0.38"))
-        except ValueError:
-            return _refuse(400, f"{name}: temperature must be a number")
         limit = min(max_upload_bytes, MAX_VIDEO_BYTES)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _refuse(413, f"{name}: {int(declared) / 2**20:.0f} MB is more than the {limit / 2**20:.0f} MB "
-                                f"this demo takes for a video")
+        name, temperature, refusal = upload_request(request, "upload.mp4", limit, " for a video")
+        if refusal is not None:
+            return refusal
         data = await request.body()
         try:
             video, result = await run_in_threadpool(colorize_video_upload, engine, data, name, temperature,
