@@ -6,6 +6,8 @@ Routes (all on 127.0.0.1 by default):
 - ``GET /api/model``: the model's facts, or the error that kept the checkpoint from loading;
 - ``POST /api/colorize?name=FILE&temperature=T``: the file's bytes as the body; returns JSON with the
   gray and colorized images as PNG data URLs and the milliseconds each stage took;
+- ``POST /api/colorize_video?name=FILE&temperature=T&temporal=flow``: a short video's bytes (bounded:
+  :mod:`colorjax.demo.video`); returns the colorized MP4 (``X-Frames`` and ``X-Seconds`` headers);
 - ``POST /api/recolor`` ``{"upload_id": N, "temperature": T, "hints": [...]}``: the last upload at
   another temperature and, for a model that takes hints, with these colour points (``hints`` as in a
   ``colorjax colorize --hints`` file: ``{"x", "y", "color": "#rrggbb"}`` in the upload's pixels;
@@ -25,7 +27,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from colorjax import validation
@@ -97,14 +99,22 @@ def make_app(
             return JSONResponse({"error": load_error or "no model loaded"}, status_code=503)
         return JSONResponse(engine.info.as_dict())
 
-    async def colorize(request: Request) -> JSONResponse:
+    def upload_request(request: Request, default_name: str):
+        """``(name, temperature, refusal)`` of an upload: refused (no model, a bad temperature)
+        before its body is read; the body's size is :func:`read_body`'s to check."""
+        name = (request.query_params.get("name") or default_name)[:200]
         if engine is None:
-            return _refuse(503, f"no model loaded: {load_error}")
-        name = (request.query_params.get("name") or "upload")[:200]
+            return name, None, _refuse(503, f"no model loaded: {load_error}")
         try:
             temperature = float(request.query_params.get("temperature", "0.38"))
         except ValueError:
-            return _refuse(400, f"{name}: temperature must be a number")
+            return name, None, _refuse(400, f"{name}: temperature must be a number")
+        return name, temperature, None
+
+    async def colorize(request: Request) -> JSONResponse:
+        name, temperature, refusal = upload_request(request, "upload")
+        if refusal is not None:
+            return refusal
         try:
             data = await read_body(request, max_upload_bytes, name)
         except BodyTooLarge as error:
@@ -119,6 +129,29 @@ def make_app(
         log.info("colorized %s (%d x %d) in %.0f ms %s", name, result.width, result.height,
                  result.timings_ms["total"], result.timings_ms)
         return JSONResponse(_rendering_json(result))
+
+    async def colorize_video(request: Request) -> Response:
+        from colorjax.demo.video import MAX_VIDEO_BYTES, colorize_video_upload
+
+        limit = min(max_upload_bytes, MAX_VIDEO_BYTES)
+        name, temperature, refusal = upload_request(request, "upload.mp4")
+        if refusal is not None:
+            return refusal
+        try:
+            data = await read_body(request, limit, f"{name} (a video)")
+        except BodyTooLarge as error:
+            return _refuse(413, str(error))
+        try:
+            video, result = await run_in_threadpool(colorize_video_upload, engine, data, name, temperature,
+                                                    request.query_params.get("temporal", "flow"))
+        except ValueError as error:  # VideoUploadError: the file and why
+            return _refuse(400, str(error))
+        except Exception as error:  # noqa: BLE001 - one bad upload must not stop the server
+            log.exception("failed on %s", name)
+            return _refuse(500, f"{name}: colorizing failed ({type(error).__name__}: {error})")
+        log.info("colorized video %s: %d frames in %.1f s", name, result.frames, result.seconds)
+        return Response(video, media_type="video/mp4",
+                        headers={"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.2f}"})
 
     async def recolor(request: Request) -> JSONResponse:
         if engine is None:
@@ -155,5 +188,6 @@ def make_app(
         Route("/api/model", model),
         Route("/api/colorize", colorize, methods=["POST"]),
         Route("/api/recolor", recolor, methods=["POST"]),
+        Route("/api/colorize_video", colorize_video, methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--checkpoint", help="a saved model or a training workdir")
     what.add_argument("--baseline", choices=BASELINES, help="evaluate a baseline instead (no checkpoint)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-    parser.add_argument("--data", required=True, help='"embedded", an image folder or a TFDS name')
+    parser.add_argument("--data", required=True,
+                        help='"embedded", an image folder, a TFDS name, or a colour video (its gray version is colorized)')
     parser.add_argument("--data-dir", default=None, help="where built / prepared datasets live")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="record path: writes OUT.json, OUT.md and OUT_grid.png")
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not inference_options_are_valid(args, "evaluate"):
         return 2
+    from colorjax.inference.video import is_video
+
+    if is_video(args.data):  # a colour video: colorize its gray version, per frame and along the flow
+        return _run_video(args)
     try:
         record = evaluate_to_file(
             checkpoint=args.checkpoint, step=args.step, baseline=args.baseline, data=args.data,
@@ -65,6 +70,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
     print(f"{int(record['metrics']['num_images'])} images in {record['metrics']['wall_s']} s -> {args.out}")
+    return 0
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from colorjax.evaluation.video import evaluate_video_to_file
+
+    try:
+        check_report_writable(args.out)
+        prior, source = (None, None) if args.prior is None else resolve_prior(args.prior, None, None, None, None, None)
+        record = evaluate_video_to_file(
+            checkpoint=args.checkpoint, step=args.step, data=args.data, out=args.out, model_size=args.model_size,
+            temperature=args.temperature, batch_size=args.batch_size, max_frames=args.max_images, prior=prior,
+            prior_source=source, prior_correction=args.prior_correction,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    print(f"{record['frames']} frames in {record['wall_s']} s -> {args.out}")
     return 0
 
 

@@ -48,10 +48,10 @@ class ColorizeSummary:
         return f"{len(self.written)} colorized{existing}, {len(self.failed)} failed"
 
 
-def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+def find_images(inputs: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[tuple[Path, Path]]:
     """Expand files, folders (recursive) and glob patterns into ``(path, output name)`` pairs.
 
-    A folder's images keep their path relative to the folder, so equal names in sub-folders do not
+    Folders are searched for files with ``suffixes``. A folder's images keep their path relative to the folder, so equal names in sub-folders do not
     collide; a pattern or folder that matches nothing is an error naming it. A file named
     explicitly is kept whatever its suffix (reading it decides whether it is an image).
     """
@@ -61,9 +61,9 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
         if path.is_dir():
             # A dangling or looping symlink is listed too (it is not a file): reading it fails, and it
             # is then reported and skipped like any other bad input.
-            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in suffixes)
             if not files:
-                raise FileNotFoundError(f"{item}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise FileNotFoundError(f"{item}: folder has no images ({', '.join(suffixes)})")
             found.extend((p, p.relative_to(path)) for p in files)
         elif path.is_file():
             found.append((path, Path(path.name)))
@@ -170,9 +170,11 @@ def colorize_files(
     on_error: Callable[[Path, str], None] | None = None,
     overwrite: bool = False,
     hints=None,
+    entries: list[tuple[Path, Path]] | None = None,
 ) -> ColorizeSummary:
     """Colorize files, folders and globs into ``out_dir`` with ``colorizer``; a bad file is
-    reported and skipped.
+    reported and skipped. ``entries``: ``(path, output name)`` pairs already found by
+    :func:`find_images`, in place of ``inputs``.
 
     An output that already exists is kept and counted as skipped unless ``overwrite``; an output
     that would replace an input, and an ``out_dir`` that cannot be written, are refused before any
@@ -194,7 +196,7 @@ def colorize_files(
         raise ValueError(f"output format {fmt!r}: expected one of {sorted(OUTPUT_FORMATS)}")
     if hints is not None:
         check_takes_hints(colorizer.model)
-    todo = find_images(inputs)
+    todo = find_images(inputs) if entries is None else list(entries)
     if hints is not None:
         hints.check_applies_to(path for path, _ in todo)
     check_outputs_spare_inputs(todo, out_dir, fmt)

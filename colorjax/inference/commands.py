@@ -1,4 +1,4 @@
-"""``colorjax colorize INPUT... --checkpoint DIR --out DIR``: colorize files, folders and globs."""
+"""``colorjax colorize INPUT... --checkpoint DIR --out DIR``: colorize image and video files, folders and globs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def inference_options_are_valid(args: argparse.Namespace, command: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image and video files, folders (recursive) or glob patterns")
     parser.add_argument("--checkpoint", required=True, help="a saved model or a training workdir")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--out", required=True, help="output folder (created)")
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that already exist (default: keep them and count them as skipped)")
+    parser.add_argument("--temporal", choices=("none", "flow"), default="flow",
+                        help="videos: 'flow' carries the previous frame's colours along optical flow (less flicker), "
+                             "'none' colorizes each frame on its own")
     parser.add_argument(
         "--hints", default=None, metavar="JSON",
         help="user hints for a user-guided (siggraph17) model: points with a colour (see colorjax.hints)",
@@ -58,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if not inference_options_are_valid(args, "colorize"):
         return 2
     from colorjax.hints import load_hints
-    from colorjax.inference.colorize import check_output_folder, check_outputs_spare_inputs, colorize_files, find_images
+    from colorjax.inference.colorize import check_output_folder, check_outputs_spare_inputs
     from colorjax.inference.colorizer import Colorizer, NonFiniteOutputError
+    from colorjax.inference.video import check_video_outputs_spare_inputs, colorize_media, find_media, is_video
 
     try:
-        todo = find_images(args.inputs)  # fail on a missing input or an unusable --out before loading the model
-        check_outputs_spare_inputs(todo, args.out, args.format)
+        todo = find_media(args.inputs)  # fail on a missing input or an unusable --out before loading the model
+        check_outputs_spare_inputs([entry for entry in todo if not is_video(entry[0])], args.out, args.format)
+        check_video_outputs_spare_inputs(todo, args.out)
         check_output_folder(args.out)
         hints = None if args.hints is None else load_hints(args.hints)
         if hints is not None:
@@ -80,13 +86,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     try:
-        summary = colorize_files(
-            colorizer, args.inputs, args.out, fmt=args.format, progress=not args.no_progress,
+        summary = colorize_media(
+            colorizer, args.inputs, args.out, fmt=args.format, temporal=args.temporal, progress=not args.no_progress,
             overwrite=args.overwrite, hints=hints,
             on_error=lambda path, reason: print(f"skipped {path}: {reason}", file=sys.stderr),
         )
     except NonFiniteOutputError as error:
         print(f"colorize: {args.checkpoint}: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # refused before any work (e.g. hints given with a video)
+        print(f"colorize: {error}", file=sys.stderr)
+        return 2
     print(f"{summary} -> {args.out}")
     return 1 if summary.failed else 0
