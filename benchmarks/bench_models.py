@@ -1,7 +1,7 @@
 """Training throughput and inference latency of ECCV16 (Q-bin head) and pix2pix, colorjax (JAX)
 against PyTorch eager, measured side by side in one run (not a test).
 
-    /work/venv/bin/python -m experiments.bench_models [--quick] [--grid 64x1,64x4,...] [--repeats 3]
+    /work/venv/bin/python -m benchmarks.bench_models [--quick] [--grid 64x1,64x4,...] [--repeats 3]
         [--conv-algorithm auto|direct|winograd] [--no-hugepages] [--compute-dtype bfloat16]
 
 For each model, crop size and batch size: the library's own jitted training step (the one
@@ -47,6 +47,8 @@ from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
 from colorjax.training import losses, optim, parallel, precision, steps, trainer
 from colorjax.training import state as state_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the worker runs as a module from here
 
 DEFAULT_GRID = "64x1,64x4,64x16,128x4,256x1"
 QUICK_GRID = "64x1,64x8,128x4"
@@ -208,7 +210,7 @@ def preprocessing(objective: steps.Objective):
 
 
 def torch_case(model: str, size: int, width: float):
-    import bench_torch  # torch only where PyTorch runs: the JAX cases never load it
+    from benchmarks import bench_torch  # torch only where PyTorch runs: the JAX cases never load it
 
     if model == "eccv16":
         centres = zhang_bins()
@@ -304,11 +306,11 @@ def worker_environment(args) -> dict:
 def in_subprocess(args, worker_kind: str, case: str = "") -> dict:
     """Run one measurement in a fresh interpreter (environment: :func:`worker_environment`), so
     neither framework's thread pool sits beside the other's."""
-    command = [sys.executable, __file__, "--worker", worker_kind, "--case", case, "--width", str(args.width),
+    command = [sys.executable, "-m", "benchmarks.bench_models", "--worker", worker_kind, "--case", case, "--width", str(args.width),
                "--repeats", str(args.repeats), "--compute-dtype", args.compute_dtype,
                "--conv-algorithm", args.conv_algorithm]
     env = worker_environment(args)
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"{worker_kind} {case} failed:\n{done.stderr[-3000:]}")

@@ -1,8 +1,8 @@
 """Input-pipeline stall of a real training run on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python -m experiments.bench_stall [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
+    /work/venv/bin/python -m benchmarks.bench_stall [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
 
-The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
+The run is ``experiments/configs/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the
 library's loader (shuffle, decode, resize, random crop, flip, gray drop) feeding the library's jitted
 classification step with the loop's shardings and state donation, written as ``trainer.py`` runs it
@@ -46,7 +46,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def _run_config():
-    spec = importlib.util.spec_from_file_location("run_config", HERE / "imagenet_samples_classification.py")
+    spec = importlib.util.spec_from_file_location("run_config", HERE.parent / "experiments" / "configs" / "imagenet_samples_classification.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()

@@ -16,7 +16,7 @@ the training photos' overall colour statistics, not objects; it cannot know from
 photos that a cat is grey-brown or that coffee is dark brown, so the held-out photos come out in
 plausible but wrong tints (a bluish cat, a bluish cup). Only its colourfulness beats the gray
 image; its AuC and PSNR are below gray's and the lightness lookup's. A model that learns object
-colours on this CPU is ``experiments/cpu_colorizer.py`` (tiny-imagenet-64, under an hour).
+colours on this CPU is ``experiments/configs/cpu_colorizer.py`` (tiny-imagenet-64, under an hour).
 """
 
 from __future__ import annotations

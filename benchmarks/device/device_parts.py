@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def train_step(model: str, size: int, batch: int, width: float, dtype: str, repe
     compile time, seconds per step, model FLOPs (XLA's count with direct convolutions), memory."""
     import jax
 
-    from experiments.bench_models import jax_case
+    from benchmarks.bench_models import jax_case
 
     train, state, _, _, rgb, _ = jax_case(model, size, batch, width, dtype)
     started = time.perf_counter()
@@ -141,7 +141,7 @@ def inference(size: int, batches: list[int], width: float, dtype: str, repeats: 
     """Latency of ECCV16's evaluation-mode prediction (L to ab, as ``colorjax colorize`` runs the
     model) for each batch size: median of ``repeats`` synchronised calls."""
 
-    from experiments.bench_models import jax_case
+    from benchmarks.bench_models import jax_case
 
     rows = []
     for batch in batches:
@@ -169,7 +169,7 @@ def torch_step(size: int, batch: int, width: float, dtypes: list[str], mode: str
     call's time (compilation), peak memory."""
     import torch
 
-    from experiments import bench_torch
+    from benchmarks import bench_torch
     from colorjax.bins import zhang_bins
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
