@@ -292,18 +292,15 @@ def _timed_run(config, dtype, centres, prior, make_iterator, mesh, seconds, max_
     import jax
     import ml_collections
 
-    from colorjax.training import optim, parallel, trainer
-    from colorjax.training import state as state_lib
+    from colorjax.training import parallel, trainer
 
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.compute_dtype = dtype
     model_config = trainer.model_config_of(config, centres)
     model_fn = trainer.model_factory(model_config, config.seed)
     stride, _ = trainer.check_model(model_fn, config.data.crop_size, config.data.batch_size // jax.device_count())
-    objective = trainer.build_objective(config, stride, centres, prior)
-    tx, _, d_tx = optim.optimizers(config, config.train.num_steps)
-    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=trainer.discriminator_factory(config), d_tx=d_tx)
-    step_fn = trainer.jitted_steps(config, objective, modules, tx, d_tx, mesh)[trainer.phase(config, 0)]
+    built = trainer.training_steps(config, model_config, prior, stride, config.train.num_steps, mesh)
+    state, step_fn = built.state, built.fns[trainer.phase(config, 0)]
     iterator = make_iterator()
     first = parallel.global_batch(next(iterator), mesh)
     t0 = time.perf_counter()
