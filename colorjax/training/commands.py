@@ -55,7 +55,7 @@ def load_config_module(file: Path):
     while (folder / "__init__.py").is_file() and folder.name.isidentifier():
         folders.insert(0, folder)
         folder = folder.parent
-    package_name = ""
+    package_name, parent = "", None
     for folder in folders:
         package_name = f"{package_name}.{folder.name}" if package_name else folder.name
         package = sys.modules.get(package_name)
@@ -65,6 +65,9 @@ def load_config_module(file: Path):
             package = importlib.util.module_from_spec(spec)
             sys.modules[package_name] = package
             spec.loader.exec_module(package)
+            if parent is not None:
+                setattr(parent, folder.name, package)  # as an import binds a subpackage to its parent
+        parent = package
     name = f"{package_name}.{file.stem}" if package_name else f"colorjax_experiment_{file.stem}"
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
