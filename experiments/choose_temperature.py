@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 
-from experiments.scales import SAMPLES
+from experiments.configs.scales import SAMPLES
 
 TEMPERATURES = (0.38, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)
 RAW_MARGIN = 0.25  # AuC points below the baseline's raw AuC that a chosen T may cost

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cpu_colorizer import TINY_IMAGENET
-from experiments.scales import SAMPLES
+from experiments.configs.cpu_colorizer import TINY_IMAGENET
+from experiments.configs.scales import SAMPLES
 
 # (name, data, split, evaluation crop side)
 SETS = (("tiny_imagenet_val", TINY_IMAGENET, "validation", 64), ("imagenet_samples_test", SAMPLES, "test", 256))

@@ -2,9 +2,9 @@
 
     python -m experiments.finetune_domain --workdir runs/finetune
 
-1. Source: the CPU recipe (experiments/cpu_colorizer.py) on tiny-imagenet-64 at 64 px for
+1. Source: the CPU recipe (experiments/configs/cpu_colorizer.py) on tiny-imagenet-64 at 64 px for
    ``--source-steps`` steps (reused when ``WORKDIR/source`` already holds a checkpoint).
-2. Target domain: imagenet-samples at 128 px (experiments/finetune_samples.py; the project's hash
+2. Target domain: imagenet-samples at 128 px (experiments/configs/finetune_samples.py; the project's hash
    split, train for training, test held out). The same number of steps, ``--steps``, for
    (b) fine-tuning from the source (``train.init_from``) and (c) training from scratch. Equal steps
    is the fair comparison on a machine shared with other work; wall time and load average are
@@ -40,7 +40,7 @@ def _load():
 
 def train_source(workdir: Path, steps: int, data_dir: str) -> dict:
     from colorjax.training import train
-    from experiments.cpu_colorizer import get_config
+    from experiments.configs.cpu_colorizer import get_config
 
     if done := _finished(workdir):
         return done
@@ -73,7 +73,7 @@ def _timed(train, config, workdir) -> dict:
 
 def train_target(workdir: Path, start: str, steps: int, data_dir: str, source: Path | None) -> dict:
     from colorjax.training import train
-    from experiments.finetune_samples import get_config
+    from experiments.configs.finetune_samples import get_config
 
     if done := _finished(workdir):
         return done
@@ -158,8 +158,8 @@ def markdown(record: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from experiments.finetune_samples import SIDE, STEPS
-    from experiments.scales import SAMPLES
+    from experiments.configs.finetune_samples import SIDE, STEPS
+    from experiments.configs.scales import SAMPLES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True)

@@ -4,7 +4,7 @@
     python -m experiments.learning_diagnosis sweep --workdir runs/diagnosis --variants base,wd_1e-3
     python -m experiments.learning_diagnosis probe runs/cpu_colorizer --out runs/diagnosis/probe.md
 
-``sweep`` trains each variant of ``experiments/cpu_colorizer.py`` (one changed lever per variant,
+``sweep`` trains each variant of ``experiments/configs/cpu_colorizer.py`` (one changed lever per variant,
 the same number of steps, the same data order) in its own process and validates it on the same
 ``--eval-images`` tiny-imagenet-64 ``val/`` photos, beside the lightness baseline on those photos;
 it appends one JSON line per variant to ``WORKDIR/sweep.jsonl`` and prints the Markdown table.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 EXPERIMENTS = Path(__file__).resolve().parent
-CONFIG = EXPERIMENTS / "cpu_colorizer.py"
+CONFIG = EXPERIMENTS / "configs" / "cpu_colorizer.py"
 
 # variant -> the --config overrides that define it (one lever at a time against "base").
 VARIANTS = {

@@ -19,7 +19,7 @@ annealed mean at T = 1 (the mean of the predicted colours, the least wrong guess
 uncertainty). The held-out photos then come out in muted, plausible tints, scoring above the gray
 image on every metric (AuC 82.5 raw / 74.3 rebalanced against gray's 76.8 / 66.1) and below the
 lightness lookup; the Zhang recipe of rebalancing and T = 0.38 scored below gray here (72.3 raw).
-A model that learns object colours on this CPU is ``experiments/cpu_colorizer.py``
+A model that learns object colours on this CPU is ``experiments/configs/cpu_colorizer.py``
 (tiny-imagenet-64, under an hour); ``experiments/colour_world_table.py`` shows each method learning
 what its paper says on a task where the answer is known.
 """
@@ -38,7 +38,7 @@ WHAT_SIX_PHOTOS_TEACH = (
     "What six photos teach: their own colours and how colour goes with texture and lightness in them, "
     "not the colours of objects (no object recurs), so the held-out photos get muted, plausible tints, "
     "not their true colours. The row to beat is gray; the lightness lookup, which knows the six photos' "
-    "colour per lightness, stays ahead. For a model that learns object colours see experiments/cpu_colorizer.py."
+    "colour per lightness, stays ahead. For a model that learns object colours see experiments/configs/cpu_colorizer.py."
 )
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from colorjax.training.commands import load_config_module
-from experiments.scales import SCALES
+from experiments.configs.scales import SCALES
 
 EXPERIMENTS = Path(__file__).resolve().parent
 
@@ -49,7 +49,7 @@ ROWS = {
 
 def load_row_config(filename: str, scale: str, **kwargs):
     """``get_config(scale, **kwargs)`` of an experiment file."""
-    return load_config_module(EXPERIMENTS / filename).get_config(scale, **kwargs)
+    return load_config_module(EXPERIMENTS / "configs" / filename).get_config(scale, **kwargs)
 
 
 def finished(workdir: Path, num_steps: int) -> bool:

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the tiny training config of experiments/tiny_classification.py with
+"""Shared test fixtures: the tiny training config of experiments/configs/tiny_classification.py with
 overrides, and the photo makers several test files use.
 
 The default run (``python -m pytest -q``) leaves out tests marked ``slow`` (pytest.ini options in
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "experiments" / "tiny_classification.py"
+TINY_CONFIG = REPO / "experiments" / "configs" / "tiny_classification.py"
 
 
 def random_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -31,7 +31,7 @@ def smooth_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def tiny_config(*overrides: str, **fields):
-    """experiments/tiny_classification.py with ``a.b=value`` overrides (parsed as the CLI's
+    """experiments/configs/tiny_classification.py with ``a.b=value`` overrides (parsed as the CLI's
     ``--config.a.b=value``) and then ``fields`` ({"a.b": value}, set as given)."""
     from colorjax.training import apply_overrides
     from colorjax.training.commands import load_config_file

@@ -1,4 +1,4 @@
-"""experiments/device_check.py: the dry run end to end, failures and time-outs recorded instead of
+"""benchmarks/device/device_check.py: the dry run end to end, failures and time-outs recorded instead of
 fatal, and the report's figures and targets computed by hand."""
 
 import importlib.util
@@ -7,7 +7,7 @@ import json
 import pytest
 
 
-from experiments import device_check, device_report
+from benchmarks.device import device_check, device_report
 
 
 def test_failing_and_overrunning_parts_are_recorded_not_fatal(tmp_path, monkeypatch):

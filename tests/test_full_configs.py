@@ -19,7 +19,7 @@ from colorjax.training.commands import load_config_module
 
 pytestmark = pytest.mark.slow  # full-scale row configs on a stand-in imagenet2012: minutes on 2 CPU cores
 
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 ROWS = [
     ("zhang_classification", {}),

@@ -1,5 +1,5 @@
 """The pix2pix generator and PatchGAN against PyTorch implementations in the authors' layout
-(experiments/torch_reference.py; outputs saved in tests/fixtures by make_convert_fixture.py)."""
+(tests/fixtures/torch_reference.py; outputs saved in tests/fixtures by make_convert_fixture.py)."""
 
 import os
 

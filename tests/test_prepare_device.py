@@ -1,4 +1,4 @@
-"""experiments/prepare_device.py: the data copy (whole shards, matching dataset_info, readable by
+"""benchmarks/device/prepare_device.py: the data copy (whole shards, matching dataset_info, readable by
 the loader, within its size) and the offline check of the carried wheels' requirements."""
 
 import json
@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from colorjax.data import folder
-from experiments import prepare_device
+from benchmarks.device import prepare_device
 
 
 def _source_dataset(tmp_path, monkeypatch, per_split=(("train", 14), ("val", 5))) -> Path:

@@ -32,7 +32,7 @@ from colorjax.training.workdir import WorkdirBusyError, WorkdirLock
 pytestmark = pytest.mark.slow  # each test trains, resumes or diverges a run: minutes on 2 CPU cores
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "experiments" / "tiny_classification.py")
+TINY = str(REPO / "experiments" / "configs" / "tiny_classification.py")
 REGRESSION = ["method=regression", "model.head=regression"]
 
 

@@ -11,7 +11,7 @@ from colorjax.training.simulated_hints import (
     HintSampling, batch_key, draw_hint_points, draw_hints, geometric_counts, patch_means, simulate_hints,
 )
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
 
 
 def test_geometric_counts_follow_p_one_eighth():

@@ -15,7 +15,7 @@ from colorjax.training import config as config_lib
 from colorjax.training import optim
 from colorjax.training.commands import add_arguments, load_config_file
 
-TINY = "experiments/tiny_classification.py"
+TINY = "experiments/configs/tiny_classification.py"
 
 
 def test_overrides_are_type_checked():
@@ -124,7 +124,7 @@ def test_cli_parses_config_overrides(tmp_path):
 
 def test_config_file_argument_selects_the_tiny_scale():
     """``FILE.py:ARG`` calls get_config(ARG): the row configs' tiny scale from the command line."""
-    row = str(Path(__file__).parents[1] / "experiments" / "zhang_classification.py")
+    row = str(Path(__file__).parents[1] / "experiments" / "configs" / "zhang_classification.py")
     full, tiny = load_config_file(row), load_config_file(row + ":tiny")
     assert (full.data.spec, full.data.crop_size) == ("imagenet2012", 176)  # Zhang's released recipe
     assert tiny.data.crop_size == 64 and tiny.data.spec.endswith("imagenet-samples")
@@ -180,14 +180,14 @@ def test_overrides_lock_the_config_and_none_clears_a_field():
 def test_experiment_configs_load_as_the_experiments_package_without_path_changes():
     import sys
 
-    import experiments.scales
+    import experiments.configs.scales
 
     before = list(sys.path)
-    config = load_config_file(str(Path(__file__).parents[1] / "experiments" / "imagenet_samples_classification.py"))
+    config = load_config_file(str(Path(__file__).parents[1] / "experiments" / "configs" / "imagenet_samples_classification.py"))
     assert sys.path == before
-    assert config.data.spec == experiments.scales.SAMPLES  # SAMPLES is defined once, absolute
+    assert config.data.spec == experiments.configs.scales.SAMPLES  # SAMPLES is defined once, absolute
     assert Path(config.data.spec).is_absolute()
-    for path in (Path(__file__).parents[1] / "experiments").glob("*.py"):
+    for path in (Path(__file__).parents[1] / "experiments").glob("**/*.py"):
         assert "sys.path.insert" not in path.read_text(), path
 
 

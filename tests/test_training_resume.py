@@ -28,7 +28,7 @@ from colorjax.training.commands import load_config_file
 pytestmark = pytest.mark.slow  # training processes killed and resumed: minutes on 2 CPU cores
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "experiments" / "tiny_classification.py")
+TINY = str(REPO / "experiments" / "configs" / "tiny_classification.py")
 # Adam's first updates are close to lr * sign(gradient): a gradient element near zero whose sign
 # depends on the summation order (1 vs 8 devices) would move by lr. A small lr keeps such
 # reduction-order noise below the 1e-5 the device-count comparison asks for.
@@ -67,7 +67,7 @@ COMPILATION_CACHE = None
 
 
 def _child(workdir, overrides, *, mode="fresh", kill_after=0, devices=None, env=None, wait=True):
-    # COLORJAX_TEST_CHILD_PLATFORMS="" (experiments/device_check.py) runs the children on the accelerator.
+    # COLORJAX_TEST_CHILD_PLATFORMS="" (benchmarks/device/device_check.py) runs the children on the accelerator.
     platforms = os.environ.get("COLORJAX_TEST_CHILD_PLATFORMS", "cpu")
     environment = {**os.environ, "JAX_PLATFORMS": platforms, "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE, **(env or {})}
     if devices:

@@ -79,7 +79,7 @@ class TagRecord(grain.transforms.MapWithIndex):
 class DecodedImageCache:
     """Decoded images (uint8 sRGB at the decoder's reduced scale) by record index, up to
     ``max_bytes``, so that later epochs crop without decoding: on two cores JPEG decoding took
-    1.4 ms of the 1.6 ms an image cost the input pipeline at 64 px (``experiments/bench_stall.py``).
+    1.4 ms of the 1.6 ms an image cost the input pipeline at 64 px (``benchmarks/bench_stall.py``).
     First come, first kept. grain copies its transforms: a copy in the same process shares this
     cache, a pickled one (a worker process) starts empty; the images are freed with the loader.
     Pixels are the ones a fresh decode gives, so a run with the cache yields the same batches."""

@@ -6,7 +6,7 @@ over 2 x 2 output tiles needs 16 multiplications per tile and channel pair inste
 positions become 16 independent matrix products over the channels, and an output transform
 (``A^T m A``) gives the 2 x 2 outputs. XLA:CPU runs those batched matrix products near its matmul
 peak, so the big stride-1 layers of ECCV16 (256 and 512 channels) run faster than XLA's own
-convolution kernel (``experiments/bench_models.py`` measures it); cuDNN and oneDNN make the same
+convolution kernel (``benchmarks/bench_models.py`` measures it); cuDNN and oneDNN make the same
 choice internally, so the direct convolution stays the rule on GPU and TPU.
 
 Dilated kernels are handled without a space-to-batch copy: the padded input is viewed as

@@ -1,4 +1,4 @@
-"""``colorjax train --config experiments/NAME.py --workdir DIR [--resume] [--config.FIELD=VALUE ...]``.
+"""``colorjax train --config experiments/configs/NAME.py --workdir DIR [--resume] [--config.FIELD=VALUE ...]``.
 
 The config file is Python with ``get_config()`` returning an ml_collections ConfigDict built from
 :func:`colorjax.training.config.get_config`. ``--config.a.b=value`` overrides are parsed by
@@ -23,7 +23,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
     """``get_config()`` of the Python file ``path``, with a clear error when it has none.
 
     ``FILE.py:ARG`` passes ARG to ``get_config`` (ml_collections' convention), e.g.
-    ``experiments/zhang_classification.py:tiny`` for a config's tiny scale.
+    ``experiments/configs/zhang_classification.py:tiny`` for a config's tiny scale.
     """
     name, separator, argument = path.partition(".py:")
     file = Path(name + ".py" if separator else name)
@@ -48,19 +48,27 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
 
 def load_config_module(file: Path):
     """Execute the Python file ``file`` as a module. A file inside a package folder (one with an
-    ``__init__.py``, like ``experiments/``) becomes that package's module, so that it can import its
-    siblings package-relatively (``from .scales import apply_scale``) without touching sys.path."""
-    folder = file.resolve().parent
-    name = f"colorjax_experiment_{file.stem}"
-    if (folder / "__init__.py").is_file() and folder.name.isidentifier():
-        package = sys.modules.get(folder.name)
+    ``__init__.py``, like ``experiments/configs/``) becomes that package's module (the packages
+    above it loaded too: ``experiments.configs.NAME``), so that it can import its siblings
+    package-relatively (``from .scales import apply_scale``) without touching sys.path."""
+    folders, folder = [], file.resolve().parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        folders.insert(0, folder)
+        folder = folder.parent
+    package_name, parent = "", None
+    for folder in folders:
+        package_name = f"{package_name}.{folder.name}" if package_name else folder.name
+        package = sys.modules.get(package_name)
         if package is None or folder.as_posix() not in [Path(p).resolve().as_posix() for p in getattr(package, "__path__", [])]:
-            spec = importlib.util.spec_from_file_location(folder.name, folder / "__init__.py",
+            spec = importlib.util.spec_from_file_location(package_name, folder / "__init__.py",
                                                           submodule_search_locations=[str(folder)])
             package = importlib.util.module_from_spec(spec)
-            sys.modules[folder.name] = package
+            sys.modules[package_name] = package
             spec.loader.exec_module(package)
-        name = f"{folder.name}.{file.stem}"
+            if parent is not None:
+                setattr(parent, folder.name, package)  # as an import binds a subpackage to its parent
+        parent = package
+    name = f"{package_name}.{file.stem}" if package_name else f"colorjax_experiment_{file.stem}"
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,6 @@
 """The one default training config: every field defined once, with its meaning and source.
 
-Experiment files under ``experiments/`` import :func:`get_config`, override a few fields and return
+Experiment files under ``experiments/configs/`` import :func:`get_config`, override a few fields and return
 it. :func:`apply_overrides` locks the ConfigDict and hands each ``--config.a.b=value`` string to
 ml_collections' ``config_flags``, which parses the value as the field's type; unknown fields are
 refused. ``method`` implies the model's head (:func:`model_head`). :func:`validate` refuses bad

@@ -273,14 +273,34 @@ class _Run:
     saved: dict | None = None  # the restored checkpoint's train_state JSON
 
 
-def _build(config, model_config, prior, stride, num_steps, mesh, iterator) -> _Run:
-    """Optimizers, the replicated state and the jitted steps for ``model_config`` (not yet compiled)."""
+@dataclasses.dataclass
+class TrainingSteps:
+    """A run's steps for one model config, as :func:`training_steps` makes them."""
+
+    fns: dict  # the jitted steps by name (:func:`jitted_steps`), compiled on their first call
+    state: dict  # the replicated initial state
+    modules: state_lib.Modules
+    objective: steps.Objective
+    schedule: object  # the generator's learning-rate schedule
+
+
+def training_steps(config, model_config: dict, prior, stride: int, num_steps: int, mesh) -> TrainingSteps:
+    """Optimizers, the replicated initial state and the jitted steps for ``model_config`` (not yet
+    compiled): the one way the training loop, the benchmarks and the device check make a run's steps.
+    ``stride`` is the model's output stride (:func:`check_model`); ``fns[phase(config, step)]`` is
+    the step that trains at ``step``."""
     tx, schedule, d_tx = optim.optimizers(config, num_steps)
     model_fn, d_fn = model_factory(model_config, config.seed), discriminator_factory(config)
     modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
     objective = build_objective(config, stride, model_config.get("centres"), prior)
     fns = jitted_steps(config, objective, modules, tx, d_tx, mesh, init_from.statistic_paths(model_fn))
-    return _Run(model_config, prior, schedule, fns, state, iterator)
+    return TrainingSteps(fns, state, modules, objective, schedule)
+
+
+def _build(config, model_config, prior, stride, num_steps, mesh, iterator) -> _Run:
+    """The run's :func:`training_steps` with its data iterator."""
+    built = training_steps(config, model_config, prior, stride, num_steps, mesh)
+    return _Run(model_config, prior, built.schedule, built.fns, built.state, iterator)
 
 
 def bins_and_prior(config, train_iterator, mesh, stride: int, centres=None):

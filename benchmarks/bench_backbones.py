@@ -2,7 +2,7 @@
 the PyTorch reference ECCV16 beside it when torch is installed. Random weights (timing does not
 depend on them); not a test.
 
-    python -m experiments.bench_backbones [--backbones eccv16 unet pix2pix patchnet] [--repeats 5]
+    python -m benchmarks.bench_backbones [--backbones eccv16 unet pix2pix patchnet] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def bench_torch_eccv16(repeats: int) -> None:
     except ImportError:
         print("torch not installed: PyTorch comparison skipped")
         return
-    from experiments.torch_reference import ECCV16Torch
+    from tests.fixtures.torch_reference import ECCV16Torch
 
     net = ECCV16Torch().eval()
     L = torch.full((1, 1, SIZE, SIZE), 50.0)

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The device check on a GPU machine without network, in one command:
 #
-#     bash experiments/device_check.sh OUT_DIR [device_check.py options]
+#     bash benchmarks/device/device_check.sh OUT_DIR [device_check.py options]
 #
-# Installs the wheels that experiments/prepare_device.py downloaded into .whl/ (offline, without
+# Installs the wheels that benchmarks/device/prepare_device.py downloaded into .whl/ (offline, without
 # dependencies: the rest is on the machine), checks that the project itself installs offline, then
-# runs experiments/device_check.py on the data copy in .devdata/ and writes OUT_DIR/device_check.json
+# runs benchmarks/device/device_check.py on the data copy in .devdata/ and writes OUT_DIR/device_check.json
 # and OUT_DIR/device_check.md (with OUT_DIR/install.log and OUT_DIR/device_check.log beside them).
-# Beforehand, on a machine with PyPI: `python -m experiments.prepare_device all` (both folders are
+# Beforehand, on a machine with PyPI: `python -m benchmarks.device.prepare_device all` (both folders are
 # git-ignored; the call that runs this script must carry .whl and .devdata with the working tree).
 # Everything together takes at most 8 minutes on an H100: the parts share a 420 s budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:?usage: bash experiments/device_check.sh OUT_DIR [device_check.py options]}
+OUT=${1:?usage: bash benchmarks/device/device_check.sh OUT_DIR [device_check.py options]}
 shift
 mkdir -p "$OUT"
 SITE=/tmp/colorjax-site
@@ -33,4 +33,4 @@ export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # each part's peak memory is its own; test children share the GPU
 export PYTHONUNBUFFERED=1
 export COLORJAX_COMMIT=${COLORJAX_COMMIT:-$(cat .devdata/commit.txt 2>/dev/null || echo unknown)}
-python3 -m experiments.device_check --out "$OUT" "$@" 2>&1 | tee "$OUT/device_check.log"
+python3 -m benchmarks.device.device_check --out "$OUT" "$@" 2>&1 | tee "$OUT/device_check.log"

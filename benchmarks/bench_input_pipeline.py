@@ -1,6 +1,6 @@
 """Images per second of the input pipeline on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python -m experiments.bench_input_pipeline [--folder DIR] [--data-dir DIR]
+    python -m benchmarks.bench_input_pipeline [--folder DIR] [--data-dir DIR]
 
 Builds the folder into a TFDS dataset once (timed), then, for each crop size (64, 128, 256) and
 worker count (0, 2), runs the training pipeline (shuffle, decode, shorter-side resize, random crop,
@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from colorjax.data import folder, make_loader
-from experiments.scales import SAMPLES
+from experiments.configs.scales import SAMPLES
 
 
 

@@ -3,7 +3,7 @@ on its outputs, then a short GAN phase at a low learning rate, in cycles.
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/comparison_nogan.py --workdir runs/comparison_nogan_full \\
+    colorjax train --config experiments/configs/comparison_nogan.py --workdir runs/comparison_nogan_full \\
         --config.data.data_dir=/data/tfds
 
 Expected: the study reports no numbers (its discriminator was undertrained and the GAN phase made the

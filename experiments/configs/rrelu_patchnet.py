@@ -8,7 +8,7 @@ Gaussian smoothing, annealed-mean decoding (docs/reference.md section 5).
 
 Full scale (ImageNet via TFDS, GPU / TPU), e.g. ELU without BatchNorm:
 
-    colorjax train --config experiments/rrelu_patchnet.py --workdir runs/rrelu_elu_nobn \\
+    colorjax train --config experiments/configs/rrelu_patchnet.py --workdir runs/rrelu_elu_nobn \\
         --config.data.data_dir=/data/tfds --config.model.activation=elu --config.model.batch_norm=false
 
 Expected: the study has no colorization numbers; on MNIST it found ReLU best with BatchNorm and

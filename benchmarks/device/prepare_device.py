@@ -1,8 +1,8 @@
 """Prepare, here (with PyPI), what the device check needs on a GPU machine that has no network.
 
-    python -m experiments.prepare_device wheels [--dest .whl]       # ~11 MB of Python 3.12 wheels
-    python -m experiments.prepare_device data [--dest .devdata]      # <= 36 MB of tiny-imagenet-64
-    python -m experiments.prepare_device all                         # both, then the size check
+    python -m benchmarks.device.prepare_device wheels [--dest .whl]       # ~11 MB of Python 3.12 wheels
+    python -m benchmarks.device.prepare_device data [--dest .devdata]      # <= 36 MB of tiny-imagenet-64
+    python -m benchmarks.device.prepare_device all                         # both, then the size check
 
 ``wheels`` downloads, for CPython 3.12 on manylinux x86-64, the packages colorjax needs that the
 GPU machine lacks (tensorflow-datasets, grain, array_record, ml_collections, tensorboardX and the
@@ -27,7 +27,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CARRY_LIMIT_BYTES = 64 * 2**20  # what one device call carries, the working tree included
 DATA_NAME = "tiny_imagenet_64"
 TINY_IMAGENET = REPO.parent / "shared" / "data" / "tiny-imagenet-64"

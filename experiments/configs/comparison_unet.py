@@ -4,7 +4,7 @@ ab with per-pixel L1 plus a per-pixel VGG16 perceptual loss.
 Full scale (ImageNet via TFDS, GPU / TPU; the perceptual loss needs VGG16 weights converted with
 ``colorjax convert vgg16 vgg16.pth --out weights/vgg16``):
 
-    colorjax train --config experiments/comparison_unet.py --workdir runs/comparison_unet_full \\
+    colorjax train --config experiments/configs/comparison_unet.py --workdir runs/comparison_unet_full \\
         --config.data.data_dir=/data/tfds --config.loss.vgg_checkpoint=weights/vgg16
 
 Expected (the study, its own 1500 ImageNet test images): custom accuracy 0.265, RMSE 0.206 (PSNR

@@ -1,7 +1,7 @@
 """A tiny classification run for tests and quick checks: ECCV16 at 1/16 width on 32 px crops of
 the embedded photos, a few steps, on CPU in seconds.
 
-    colorjax train --config experiments/tiny_classification.py --workdir /tmp/tiny
+    colorjax train --config experiments/configs/tiny_classification.py --workdir /tmp/tiny
 
 Tests override the method, backbone and step counts of this file rather than keeping copies.
 """

@@ -20,7 +20,7 @@ import ml_collections
 
 SCALES = ("full", "tiny")
 # The shared sample photos sit beside the repository (../shared/data); COLORJAX_SAMPLES overrides.
-SAMPLES = os.environ.get("COLORJAX_SAMPLES", str(Path(__file__).resolve().parents[2] / "shared/data/imagenet-samples"))
+SAMPLES = os.environ.get("COLORJAX_SAMPLES", str(Path(__file__).resolve().parents[3] / "shared/data/imagenet-samples"))
 # Zhang et al. 2016 released training: 176 px crops, batch 40, lr x0.1 at 225k of ~450k iterations.
 ZHANG_CROP, ZHANG_BATCH, ZHANG_STEPS, ZHANG_DECAY_STEP = 176, 40, 450_000, 225_000
 TINY_STEPS = 300  # about 4 minutes per run of a 1/4-width ECCV16 at 64 px on 2 shared CPU cores

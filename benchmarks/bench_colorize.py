@@ -1,6 +1,6 @@
 """``colorjax colorize FOLDER --checkpoint DIR`` on mixed-size photos against the model alone (not a test).
 
-    python -m experiments.bench_colorize [--config small full] [--photos 200] [--rounds 3]
+    python -m benchmarks.bench_colorize [--config small full] [--photos 200] [--rounds 3]
         [--batch-size 8] [--format png] [--folder ../shared/data/imagenet-samples]
 
 Configurations (ECCV16 Q-bin, randomly initialised: the rates do not depend on the weights, except
@@ -44,7 +44,7 @@ from colorjax import cli
 from colorjax.checkpointing import save_model
 from colorjax.inference import Colorizer
 from colorjax.models import build_model
-from experiments.scales import SAMPLES
+from experiments.configs.scales import SAMPLES
 
 CONFIGS = {"small": {"size": 64, "width": 0.25}, "full": {"size": 256, "width": 1.0}}
 TEMPERATURE = 0.38

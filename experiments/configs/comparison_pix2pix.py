@@ -2,7 +2,7 @@
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/comparison_pix2pix.py --workdir runs/comparison_pix2pix_full \\
+    colorjax train --config experiments/configs/comparison_pix2pix.py --workdir runs/comparison_pix2pix_full \\
         --config.data.data_dir=/data/tfds
 
 Expected (the study, its own 1500 ImageNet test images): custom accuracy 0.380, RMSE 0.216 (PSNR

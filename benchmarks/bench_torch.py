@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.torch_reference import ECCV16Torch, Pix2PixGeneratorTorch, scaled
+from tests.fixtures.torch_reference import ECCV16Torch, Pix2PixGeneratorTorch, scaled
 
 # The same constants colorjax uses (colorjax.color, colorjax.bins, colorjax.training.config),
 # imported rather than retyped so the two sides cannot drift apart.

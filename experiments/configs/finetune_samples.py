@@ -1,9 +1,9 @@
 """Fine-tune a trained colorizer on another domain: the imagenet-samples photos at 128 px.
 
-    colorjax train --config experiments/finetune_samples.py --workdir runs/finetune_samples \
+    colorjax train --config experiments/configs/finetune_samples.py --workdir runs/finetune_samples \
         --config.train.init_from=runs/cpu_colorizer
 
-The model and decoding are the CPU recipe's (experiments/cpu_colorizer.py: ECCV16 at 1/4 width, 313
+The model and decoding are the CPU recipe's (experiments/configs/cpu_colorizer.py: ECCV16 at 1/4 width, 313
 bins, rebalanced soft cross-entropy); the data are the ~780 training photos of
 ``../shared/data/imagenet-samples`` (the project's hash split, ``COLORJAX_SAMPLES`` overrides), their
 shorter side scaled to 128 px and cropped to 64 px squares, so the objects are twice the size in
@@ -16,8 +16,8 @@ un-tuned model.
 
 from __future__ import annotations
 
-from experiments.cpu_colorizer import get_config as cpu_colorizer
-from experiments.scales import SAMPLES
+from experiments.configs.cpu_colorizer import get_config as cpu_colorizer
+from experiments.configs.scales import SAMPLES
 
 SIDE, CROP, STEPS = 128, 64, 300
 FINE_TUNE_LEARNING_RATE = 3e-4  # a third of the recipe's 1e-3: the start is already a colorizer
@@ -25,7 +25,7 @@ FINE_TUNE_LEARNING_RATE = 3e-4  # a third of the recipe's 1e-3: the start is alr
 
 def get_config(start: str = "fine_tune"):
     if start not in ("fine_tune", "scratch"):
-        raise ValueError(f"experiments/finetune_samples.py: unknown start {start!r} (fine_tune | scratch)")
+        raise ValueError(f"experiments/configs/finetune_samples.py: unknown start {start!r} (fine_tune | scratch)")
     config = cpu_colorizer()
     config.data.spec = SAMPLES
     config.data.resize_size = SIDE

@@ -9,14 +9,14 @@ loss on ab units (``loss.class_weight`` = 1 / 110^2: see :data:`CLASS_WEIGHT`).
 
 Full scale (ImageNet via TFDS, GPU / TPU; Zhang et al. 2016's released schedule, as scales.py sets):
 
-    colorjax train --config experiments/user_guided.py --workdir runs/user_guided_full \\
+    colorjax train --config experiments/configs/user_guided.py --workdir runs/user_guided_full \\
         --config.data.data_dir=/data/tfds
 
 Tiny scale (2-core CPU, about 6 minutes when not shared: 32 px photos, width 1/8, 4500 steps of
 batch 16, Adam at 1e-3 then x0.1 after 3600): tiny-imagenet-64 built once with
 ``colorjax data build ../shared/data/tiny-imagenet-64 --data-dir DIR``, then
 
-    colorjax train --config experiments/user_guided.py:tiny --workdir runs/user_guided_tiny \\
+    colorjax train --config experiments/configs/user_guided.py:tiny --workdir runs/user_guided_tiny \\
         --config.data.data_dir=DIR
 
 ``experiments/hints_curve.py`` measures AuC, PSNR and the hint-copy error against the number of hints.

@@ -2,7 +2,7 @@
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/zhang_classification_rebalanced.py --workdir runs/zhang_full \\
+    colorjax train --config experiments/configs/zhang_classification_rebalanced.py --workdir runs/zhang_full \\
         --config.data.data_dir=/data/tfds
 
 Expected (the paper, 10k ImageNet val images): AuC 89.5 raw, 67.3 rebalanced; the highest rebalanced
@@ -17,7 +17,7 @@ raw, 58.1 rebalanced, PSNR 19.75 dB, colourfulness 17.1: the highest rebalanced 
 colourfulness of the trained rows and the lowest raw AuC, as in the paper, though the rebalanced-AuC
 margins (0.2 to 0.9) are within the bootstrap error (about 1 to 2 points paired;
 ``experiments/bootstrap_table.py``).
-Tiny scale from the command line: ``--config experiments/zhang_classification_rebalanced.py:tiny``.
+Tiny scale from the command line: ``--config experiments/configs/zhang_classification_rebalanced.py:tiny``.
 """
 
 from .zhang_classification import get_config as classification_config

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def train_step(model: str, size: int, batch: int, width: float, dtype: str, repe
     compile time, seconds per step, model FLOPs (XLA's count with direct convolutions), memory."""
     import jax
 
-    from experiments.bench_models import jax_case
+    from benchmarks.bench_models import jax_case
 
     train, state, _, _, rgb, _ = jax_case(model, size, batch, width, dtype)
     started = time.perf_counter()
@@ -141,7 +141,7 @@ def inference(size: int, batches: list[int], width: float, dtype: str, repeats: 
     """Latency of ECCV16's evaluation-mode prediction (L to ab, as ``colorjax colorize`` runs the
     model) for each batch size: median of ``repeats`` synchronised calls."""
 
-    from experiments.bench_models import jax_case
+    from benchmarks.bench_models import jax_case
 
     rows = []
     for batch in batches:
@@ -169,7 +169,7 @@ def torch_step(size: int, batch: int, width: float, dtypes: list[str], mode: str
     call's time (compilation), peak memory."""
     import torch
 
-    from experiments import bench_torch
+    from benchmarks import bench_torch
     from colorjax.bins import zhang_bins
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -292,18 +292,15 @@ def _timed_run(config, dtype, centres, prior, make_iterator, mesh, seconds, max_
     import jax
     import ml_collections
 
-    from colorjax.training import optim, parallel, trainer
-    from colorjax.training import state as state_lib
+    from colorjax.training import parallel, trainer
 
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.compute_dtype = dtype
     model_config = trainer.model_config_of(config, centres)
     model_fn = trainer.model_factory(model_config, config.seed)
     stride, _ = trainer.check_model(model_fn, config.data.crop_size, config.data.batch_size // jax.device_count())
-    objective = trainer.build_objective(config, stride, centres, prior)
-    tx, _, d_tx = optim.optimizers(config, config.train.num_steps)
-    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=trainer.discriminator_factory(config), d_tx=d_tx)
-    step_fn = trainer.jitted_steps(config, objective, modules, tx, d_tx, mesh)[trainer.phase(config, 0)]
+    built = trainer.training_steps(config, model_config, prior, stride, config.train.num_steps, mesh)
+    state, step_fn = built.state, built.fns[trainer.phase(config, 0)]
     iterator = make_iterator()
     first = parallel.global_batch(next(iterator), mesh)
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Zhang-style classification (ECCV16 at 1/4 width, 313 bins, rebalanced soft cross-entropy) on the
 974 ImageNet sample photos at 64 px for 500 steps: the check that training really learns.
 
-    colorjax train --config experiments/imagenet_samples_classification.py \
+    colorjax train --config experiments/configs/imagenet_samples_classification.py \
         --workdir runs/imagenet_samples_classification --config.data.data_dir=/tmp/colorjax_data
 
 The folder is split 80 / 10 / 10 by file hash on first use (built into data_dir). Measured on the

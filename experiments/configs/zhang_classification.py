@@ -2,7 +2,7 @@
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/zhang_classification.py --workdir runs/zhang_class_full \\
+    colorjax train --config experiments/configs/zhang_classification.py --workdir runs/zhang_class_full \\
         --config.data.data_dir=/data/tfds
 
 Expected (the paper): AuC 91.6 raw, 65.1 rebalanced (recalled values, docs/reference.md section 2): higher

@@ -1,6 +1,6 @@
 """A colorizer that learns what colour things are, trained on a 2-core CPU in under an hour.
 
-    colorjax train --config experiments/cpu_colorizer.py --workdir runs/cpu_colorizer
+    colorjax train --config experiments/configs/cpu_colorizer.py --workdir runs/cpu_colorizer
 
 Data: the 39,673 training photos of tiny-imagenet-64 (ImageNet photos at 64 x 64), found at
 ``../shared/data/tiny-imagenet-64`` beside the repository (``COLORJAX_TINY_IMAGENET`` overrides)
@@ -25,7 +25,7 @@ from pathlib import Path
 from colorjax.training.config import get_config as default_config
 
 TINY_IMAGENET = os.environ.get(
-    "COLORJAX_TINY_IMAGENET", str(Path(__file__).resolve().parents[2] / "shared/data/tiny-imagenet-64")
+    "COLORJAX_TINY_IMAGENET", str(Path(__file__).resolve().parents[3] / "shared/data/tiny-imagenet-64")
 )
 CROP = 64  # tiny-imagenet's own size: whole photos, random flips
 

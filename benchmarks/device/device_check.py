@@ -4,15 +4,15 @@ a real training run, in one command with a time budget; writes ``device_check.js
 
 On a GPU machine (the wheels and the data copy made beforehand by ``prepare_device.py``)::
 
-    bash experiments/device_check.sh OUT_DIR        # installs the wheels offline, then runs this
+    bash benchmarks/device/device_check.sh OUT_DIR        # installs the wheels offline, then runs this
 
 or, where colorjax and its dependencies are importable already::
 
-    python -m experiments.device_check --out OUT_DIR [--data .devdata] [--budget-s 450] [--only a,b]
+    python -m benchmarks.device.device_check --out OUT_DIR [--data .devdata] [--budget-s 450] [--only a,b]
 
 On any machine, in seconds, at tiny sizes on the CPU (the test suite runs this)::
 
-    python -m experiments.device_check --dry-run --out /tmp/dc
+    python -m benchmarks.device.device_check --dry-run --out /tmp/dc
 
 Parts, in order of priority (each in a fresh process with its own time limit; one that fails or
 runs out of time is recorded with its error, and the rest still run; when the budget runs short
@@ -23,7 +23,7 @@ the remaining parts are recorded as skipped):
 3. ``eccv16_*``: the ECCV16 Q-bin training step at Zhang et al.'s 176 px x 40 and at 256 px x 32, in
    float32 and bfloat16: images/s, step time, MFU, peak device memory, compile time;
 4. ``tests``: the bfloat16, remat, loss and resume tests on this device (pytest);
-5. ``real_run``: a training config (default ``experiments/imagenet_samples_classification.py`` at
+5. ``real_run``: a training config (default ``experiments/configs/imagenet_samples_classification.py`` at
    full width, on the carried data) with the real input pipeline: images/s, stall, falling loss,
    bfloat16 against float32;
 6. ``torch_eager`` and ``torch_compile``: PyTorch's same-work step (``bench_torch.py``) at 176 x 40;
@@ -43,7 +43,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 # Tests whose numbers depend on the device's arithmetic: bfloat16 against float32, rematerialised
 # against plain steps, the first loss against numpy, bitwise resume after SIGKILL (its children on
@@ -55,7 +55,7 @@ DEVICE_TESTS = [
     "tests/test_training_methods.py::test_pix2pix_trains_with_alternating_updates",
     "tests/test_training_resume.py::test_sigkill_then_resume_gives_the_same_losses",
 ]
-REAL_CONFIG = "experiments/imagenet_samples_classification.py"
+REAL_CONFIG = "experiments/configs/imagenet_samples_classification.py"
 # The carried data copy (prepare_device.py data): part of tiny-imagenet-64's train split.
 DATA_NAME = "tiny_imagenet_64"
 # The real run: full width, grain workers for a 16-core host, a schedule long enough to stay near
@@ -108,14 +108,14 @@ def plan(args) -> list[tuple[str, float, str, dict]]:
 
 
 def run_part_in_process(function: str, kwargs: dict) -> dict:
-    from experiments import device_parts
+    from benchmarks.device import device_parts
 
     return getattr(device_parts, function)(**kwargs)
 
 
 def run_part_in_child(function: str, kwargs: dict, limit: float) -> dict:
     """``function(**kwargs)`` in a fresh interpreter, killed after ``limit`` seconds."""
-    command = [sys.executable, "-m", "experiments.device_check", "--child", json.dumps({"function": function, "kwargs": kwargs})]
+    command = [sys.executable, "-m", "benchmarks.device.device_check", "--child", json.dumps({"function": function, "kwargs": kwargs})]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1"}
     try:
@@ -167,7 +167,7 @@ def run_all(args) -> dict:
 
 
 def write_outputs(report: dict, out: Path) -> None:
-    from experiments import device_report
+    from benchmarks.device import device_report
 
     report["summary"] = device_report.summary(report)
     (out / "device_check.json").write_text(json.dumps(report, indent=1))

@@ -1,7 +1,7 @@
 """Images per second per CPU core of the training input pipeline, and what a 16-core GPU host
 would feed against what the GPU step consumes (not a test).
 
-    nice -n 19 python -m experiments.bench_pipeline_cores [--images 256] [--crops 176 256]
+    nice -n 19 python -m benchmarks.bench_pipeline_cores [--images 256] [--crops 176 256]
         [--workers 0 1 2] [--device-check OUT/device_check.json]
 
 The path is the library's training loader on the imagenet-samples photos (full-size JPEGs, median
@@ -29,7 +29,7 @@ import time
 import psutil
 
 from colorjax.data import folder, make_loader
-from experiments.scales import SAMPLES
+from experiments.configs.scales import SAMPLES
 
 HERE = pathlib.Path(__file__).resolve().parent
 HOST_CORES = 16  # the GPU machine lent to this project: one H100 / H200 and 16 CPU cores
@@ -72,7 +72,7 @@ def step_rate_needed(crop: int, device_check: pathlib.Path | None) -> tuple[floa
             if part["function"] == "train_step" and r.get("model") == "eccv16" and r.get("size") == crop \
                     and r.get("dtype") == "bfloat16":
                 return r["images_per_s"], f"measured ({report['parts']['env']['result']['device_kind']})"
-    from experiments.bench_models import jax_case
+    from benchmarks.bench_models import jax_case
 
     train, state, _, _, rgb, _ = jax_case("eccv16", crop, 1, 1.0, "bfloat16", conv_algorithm="direct")
     flops = train.model_flops(state, rgb)

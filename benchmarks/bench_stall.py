@@ -1,11 +1,11 @@
 """Input-pipeline stall of a real training run on ../shared/data/imagenet-samples (not a test).
 
-    /work/venv/bin/python -m experiments.bench_stall [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
+    python -m benchmarks.bench_stall [--steps 80] [--width 0.25] [--workers 0] [--cache-mb 1024]
 
-The run is ``experiments/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
+The run is ``experiments/configs/imagenet_samples_classification.py`` (ECCV16 Q-bin classifier, 64 px crops,
 batch 16; ``--width`` and ``--workers`` override its model width and grain worker count): the
 library's loader (shuffle, decode, resize, random crop, flip, gray drop) feeding the library's jitted
-classification step with the loop's shardings and state donation, written as ``trainer.py`` runs it
+classification step as the loop builds it (``trainer.training_steps``: its shardings and state donation)
 (fetch, ``global_batch``, dispatch; no host synchronisation until a log step). Three timings,
 after warm-up and compilation:
 
@@ -26,47 +26,30 @@ first part. Every step runs under ``jax.transfer_guard("disallow")``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import pathlib
 import tempfile
 import time
 
 import jax
 import numpy as np
-import optax
 
 from colorjax.bins import zhang_bins
 from colorjax.data import make_loader
 from colorjax.prior import ColourPrior
-from colorjax.training import optim, parallel, steps, trainer
-from colorjax.training import state as state_lib
-
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def _run_config():
-    spec = importlib.util.spec_from_file_location("run_config", HERE / "imagenet_samples_classification.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    config.data.spec = os.fspath(HERE.parents[1] / "shared" / "data" / "imagenet-samples")
-    return config
-
+from colorjax.training import parallel, trainer
+from experiments.configs import imagenet_samples_classification
 
 def build(config):
     """The run's jitted classification step and initial state (a random prior: speed only)."""
     mesh = parallel.data_mesh()
     centres = zhang_bins()
-    model_fn = trainer.model_factory(trainer.model_config_of(config, centres), config.seed)
-    stride, _ = trainer.check_model(model_fn, config.data.crop_size, config.data.batch_size)
+    model_config = trainer.model_config_of(config, centres)
+    stride, _ = trainer.check_model(trainer.model_factory(model_config, config.seed), config.data.crop_size,
+                                    config.data.batch_size)
     counts = np.random.default_rng(0).gamma(0.5, 1.0, len(centres)) + 1e-3
-    objective = trainer.build_objective(config, stride, centres, ColourPrior.from_counts(counts, centres))
-    tx = optim.make_optimizer(config.optim, optax.constant_schedule(config.optim.learning_rate))
-    modules, state = state_lib.init_state(model_fn, tx, mesh)
-    repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    step = jax.jit(steps.supervised_step(objective, modules.train, tx), in_shardings=(repl, sharded),
-                   out_shardings=(repl, repl), donate_argnums=0)
+    built = trainer.training_steps(config, model_config, ColourPrior.from_counts(counts, centres), stride,
+                                   config.train.num_steps, mesh)
+    step, state = built.fns["supervised"], built.state
     return step, state, mesh
 
 
@@ -95,7 +78,7 @@ def main() -> None:
     parser.add_argument("--cache-mb", type=float, default=None, help="decoded-image cache (default: the config's)")
     parser.add_argument("--data-dir", default=None, help="where the folder dataset is built (default: temporary)")
     args = parser.parse_args()
-    config = _run_config()
+    config = imagenet_samples_classification.get_config()  # the sample photos (experiments/configs/scales.py SAMPLES)
     if args.width is not None:
         config.model.width = args.width
     if args.workers is not None:

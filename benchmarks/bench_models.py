@@ -1,7 +1,7 @@
 """Training throughput and inference latency of ECCV16 (Q-bin head) and pix2pix, colorjax (JAX)
 against PyTorch eager, measured side by side in one run (not a test).
 
-    /work/venv/bin/python -m experiments.bench_models [--quick] [--grid 64x1,64x4,...] [--repeats 3]
+    python -m benchmarks.bench_models [--quick] [--grid 64x1,64x4,...] [--repeats 3]
         [--conv-algorithm auto|direct|winograd] [--no-hugepages] [--compute-dtype bfloat16]
 
 For each model, crop size and batch size: the library's own jitted training step (the one
@@ -38,15 +38,15 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from colorjax.bins import soft_encode, zhang_bins
 from colorjax.models import layers, winograd
 from colorjax.prior import ColourPrior
 from colorjax.training import config as config_lib
-from colorjax.training import losses, optim, parallel, precision, steps, trainer
-from colorjax.training import state as state_lib
+from colorjax.training import losses, parallel, precision, steps, trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the worker runs as a module from here
 
 DEFAULT_GRID = "64x1,64x4,64x16,128x4,256x1"
 QUICK_GRID = "64x1,64x8,128x4"
@@ -134,11 +134,6 @@ def model_config(model: str, size: int, width: float, compute_dtype: str | None 
     return config
 
 
-def _with_algorithm(graphdef: nnx.GraphDef, params, rest, algorithm: str) -> nnx.GraphDef:
-    """``graphdef`` (split as ``graphdef, params, rest``) with every convolution set to ``algorithm``."""
-    return nnx.split(layers.set_conv_algorithm(nnx.merge(graphdef, params, rest), algorithm), nnx.Param, ...)[0]
-
-
 def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str | None = None,
              conv_algorithm: str = "auto"):
     """``(train step, initial state, inference-model maker, L batch, rgb batch, objective)`` for one
@@ -149,28 +144,20 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
     mesh = parallel.data_mesh()
     centres = zhang_bins() if model == "eccv16" else None
     mconf = trainer.model_config_of(config, centres)
-    model_fn = trainer.model_factory(mconf, config.seed)
-    stride, _ = trainer.check_model(model_fn, size, batch)
+    stride, _ = trainer.check_model(trainer.model_factory(mconf, config.seed), size, batch)
     prior = None if centres is None else _prior(centres)
-    objective = trainer.build_objective(config, stride, centres, prior)
-    tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, 1000))
-    d_fn = trainer.discriminator_factory(config)
-    d_tx = optim.discriminator_optimizer(optax.constant_schedule(config.discriminator.learning_rate)) if d_fn else None
-    modules, state = state_lib.init_state(model_fn, tx, mesh, discriminator_fn=d_fn, d_tx=d_tx)
-
-    def step(generator: nnx.GraphDef, discriminator: nnx.GraphDef | None):
-        if model == "pix2pix":
-            return steps.gan_step(objective, generator, tx, discriminator, d_tx)
-        return steps.supervised_step(objective, generator, tx)
-
-    fn = step(modules.train, modules.d_train)
-    repl, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    train = jax.jit(fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
+    built = trainer.training_steps(config, mconf, prior, stride, 1000, mesh)
+    modules, state, objective, phase = built.modules, built.state, built.objective, trainer.phase(config, 0)
+    train = built.fns[phase]
     # The model's FLOPs: XLA's count for the same step and state with every convolution direct
     # (Winograd does fewer multiplications for the same model; MFU counts the model's).
-    direct = step(_with_algorithm(modules.train, state["params"], state["rest"], "direct"),
-                  d_fn and _with_algorithm(modules.d_train, state["d_params"], state["d_rest"], "direct"))
-    train.model_flops = lambda state, batch: _flops(jax.jit(direct).lower(state, batch).cost_analysis())
+    direct = model_config(model, size, width, compute_dtype, "direct")
+
+    def model_flops(state, batch):
+        steps_direct = trainer.training_steps(direct, trainer.model_config_of(direct, centres), prior, stride, 1000, mesh)
+        return _flops(steps_direct.fns[phase].lower(state, batch).cost_analysis())
+
+    train.model_flops = model_flops
 
     def make_infer(state):
         # copies: the training step donates (deletes) the state's buffers
@@ -187,7 +174,7 @@ def jax_case(model: str, size: int, batch: int, width: float, compute_dtype: str
         return jax.jit(infer), model_state
 
     rgb, L = _inputs(size, batch)
-    rgb, L = parallel.global_batch({"rgb": rgb}, mesh), jax.device_put(L, sharded)
+    rgb, L = parallel.global_batch({"rgb": rgb}, mesh), jax.device_put(L, parallel.batch_sharded(mesh))
     return train, state, make_infer, L, rgb, objective
 
 
@@ -208,7 +195,7 @@ def preprocessing(objective: steps.Objective):
 
 
 def torch_case(model: str, size: int, width: float):
-    import bench_torch  # torch only where PyTorch runs: the JAX cases never load it
+    from benchmarks import bench_torch  # torch only where PyTorch runs: the JAX cases never load it
 
     if model == "eccv16":
         centres = zhang_bins()
@@ -304,11 +291,11 @@ def worker_environment(args) -> dict:
 def in_subprocess(args, worker_kind: str, case: str = "") -> dict:
     """Run one measurement in a fresh interpreter (environment: :func:`worker_environment`), so
     neither framework's thread pool sits beside the other's."""
-    command = [sys.executable, __file__, "--worker", worker_kind, "--case", case, "--width", str(args.width),
+    command = [sys.executable, "-m", "benchmarks.bench_models", "--worker", worker_kind, "--case", case, "--width", str(args.width),
                "--repeats", str(args.repeats), "--compute-dtype", args.compute_dtype,
                "--conv-algorithm", args.conv_algorithm]
     env = worker_environment(args)
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"{worker_kind} {case} failed:\n{done.stderr[-3000:]}")

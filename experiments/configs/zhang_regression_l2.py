@@ -2,7 +2,7 @@
 
 Full scale (ImageNet via TFDS, GPU / TPU):
 
-    colorjax train --config experiments/zhang_regression_l2.py --workdir runs/zhang_l2_full \\
+    colorjax train --config experiments/configs/zhang_regression_l2.py --workdir runs/zhang_l2_full \\
         --config.data.data_dir=/data/tfds
 
 Expected (the paper): AuC 91.2 raw, 64.4 rebalanced (recalled values, docs/reference.md section 2): high raw
