@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -175,6 +176,60 @@ def test_huge_frame_size_is_refused_before_decoding(clip, monkeypatch):
     monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 32 * 32 - 1)
     with pytest.raises(video.BadVideoError, match=r"clip\.mp4: frame size 32 x 32 exceeds the limit"):
         video.probe_video(clip)
+
+
+def _variable_rate_clip(path, intervals_ms, rate=10):
+    """A 32 x 32 H.264 clip whose frames are ``intervals_ms`` apart (a 1 ms time base); ``rate`` is
+    the rate its header states."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        times = np.concatenate([[0], np.cumsum(intervals_ms)])
+        for rgb, ms in zip(moving_frames(len(times)), times):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = int(ms), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _avi_with_unknown_codec(path):
+    """A valid MPEG-4 AVI whose codec tag (FOURCC, in the stream header and the bitmap header) is
+    patched to 'ZZZZ', a codec no FFmpeg knows."""
+    data = write_clip(path, moving_frames(5), codec="mpeg4").read_bytes()
+    assert data.count(b"FMP4") == 2  # strh fccHandler and strf biCompression
+    path.write_bytes(data.replace(b"FMP4", b"ZZZZ"))
+    return path
+
+
+def test_variable_frame_rate_is_refused_and_jitter_of_rounding_is_not(model, clip, tmp_path):
+    vfr = _variable_rate_clip(tmp_path / "vfr.mkv", [160, 40] * 6)  # 6.25 then 25 frames/s, by turns
+    # 29.97 frames/s in a 1 ms time base: intervals of 33 and 34 ms, a constant rate
+    ntsc = _variable_rate_clip(tmp_path / "ntsc.mkv", np.diff(np.round(np.arange(13) * 1001 / 30)).astype(int),
+                               rate=Fraction(30000, 1001))
+    assert video.probe_video(ntsc).rate == Fraction(30000, 1001)
+    out = tmp_path / "out"
+    summary, reasons = _colorize(model, [vfr, clip], out)
+    assert reasons == {"vfr.mkv": "variable frame rate (frame intervals from 40 to 160 ms); colorjax writes "
+                                  "constant-rate video: convert it first (ffmpeg -i IN -fps_mode cfr OUT)"}
+    assert str(summary) == "1 colorized, 1 failed" and sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+
+
+def test_unsupported_codec_is_named_and_the_run_goes_on(checkpoint, clip, tmp_path, capsys):
+    avi = _avi_with_unknown_codec(tmp_path / "odd.avi")
+    with pytest.raises(video.BadVideoError, match=r"odd\.avi: video codec 'ZZZZ' is not supported by this FFmpeg build$"):
+        video.probe_video(avi)
+    out = tmp_path / "out"
+    code = _run([str(avi), str(clip), "--checkpoint", str(checkpoint), "--out", str(out), "--size", "32",
+                 "--batch-size", "4", "--temporal", "none", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1 and "1 colorized, 1 failed" in captured.out
+    assert captured.err.splitlines() == [f"skipped {avi}: video codec 'ZZZZ' is not supported by this FFmpeg build"]
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
 
 
 def test_out_replacing_the_input_is_refused_and_the_input_kept(tmp_path, capsys):

@@ -20,8 +20,10 @@ repeated edge column or row (the only change of size; said in the summary's reco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
@@ -40,6 +42,15 @@ CRF = "18"
 # A frame larger than 8K UHD (7680 x 4320) is refused before any decoding: at 8 frames a batch that is
 # already 3 GB of RGB for the frames and their colorized copies.
 MAX_FRAME_PIXELS = 7680 * 4320
+# Variable frame rate: the presentation times of the first VFR_PROBE_PACKETS video packets (demuxed,
+# not decoded; sorted, since B-frames come out of order) must be evenly spaced: the longest interval
+# between consecutive frames may exceed the shortest by at most half the median interval (so the
+# rounding of times to the container's time base and small jitter pass; a dropped frame, a phone
+# halving its rate in the dark or a screen recording's pauses do not). The last MAX_REORDER
+# times of a window cut short are left out: a frame shown before them may not have been demuxed yet.
+VFR_PROBE_PACKETS = 300
+MAX_REORDER = 16
+VFR_TOLERANCE = 0.5
 # A stream whose header gives a duration but no frame count is truncated when it decodes fewer frames
 # than duration x rate less this slack (durations are rounded to the container's time base).
 def duration_slack(frames: int) -> int:
@@ -51,7 +62,8 @@ MP4_AUDIO_CODECS = ("aac", "mp3", "alac", "opus", "flac", "ac3", "eac3")
 
 
 class BadVideoError(ValueError):
-    """A video that cannot be colorized: unreadable, no video stream, no frames, too large."""
+    """A video that cannot be colorized: unreadable, an unknown codec, no video stream, no frames,
+    too large, a variable frame rate."""
 
     def __init__(self, path, problem: str):
         super().__init__(f"{path}: {problem}")
@@ -77,13 +89,34 @@ class VideoInfo:
     frames_counted: bool = True  # False: ``frames`` is the stream's duration times its rate (may be off by one or two)
 
 
-def _open(path: Path):
+def _open(path: Path, capture_log: bool = False):
+    """``av.open(path)``; with ``capture_log``, a context manager giving (container, FFmpeg's warnings
+    while opening it) instead."""
     import av
 
+    if capture_log:
+        return _open_capturing_log(path)
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
         raise BadVideoError(path, f"not a readable video ({_reason(error)})") from None
+
+
+@contextlib.contextmanager
+def _open_capturing_log(path: Path):
+    import av.logging
+
+    level, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.WARNING)
+    av.logging.set_skip_repeated(False)  # the same file opened twice warns twice
+    try:
+        with av.logging.Capture() as log:
+            container = _open(path)
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip_repeated)
+    with container:
+        yield container, log
 
 
 def _reason(error) -> str:
@@ -91,10 +124,14 @@ def _reason(error) -> str:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """The header of ``path``, checked: a :class:`BadVideoError` for an unreadable file, no video
-    stream, no frame rate, zero frames (per the header) or a frame over :data:`MAX_FRAME_PIXELS`."""
+    """The header of ``path``, checked: a :class:`BadVideoError` for an unreadable file, a video codec
+    this FFmpeg cannot decode, no video stream, no frame rate, zero frames (per the header), a frame
+    over :data:`MAX_FRAME_PIXELS` or a variable frame rate (:func:`_check_constant_rate`)."""
     path = Path(path)
-    with _open(path) as container:
+    with _open(path, capture_log=True) as (container, log):
+        codec = _unknown_video_codec(log) if container.streams.video else None
+        if codec is not None and container.streams.video[0].codec_context is None:
+            raise BadVideoError(path, f"video codec {codec!r} is not supported by this FFmpeg build")
         if not container.streams or any(s.codec_context is None for s in container.streams):
             raise BadVideoError(path, "not a readable video (a stream without a codec: corrupt or truncated header)")
         if not container.streams.video:
@@ -113,7 +150,46 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             seconds = _stream_seconds(stream)
             frames, counted = (round(seconds * rate) or None, False) if seconds else (None, False)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        _check_constant_rate(path, container, stream)
         return VideoInfo(path, width, height, Fraction(rate), frames, stream.codec_context.name, audio, counted)
+
+
+def _unknown_video_codec(log) -> str | None:
+    """The video codec FFmpeg named, else the tag (FOURCC) it read, in its "could not find codec
+    parameters" warning; None without one (a stream without a codec is then a corrupt header)."""
+    for _level, _name, message in log:
+        found = re.search(r"codec parameters .*Video: (\S+) \(([^)/]+?) / 0x[0-9a-fA-F]+\)", message)
+        if found:
+            return found.group(1) if found.group(1) != "none" else found.group(2).strip()
+    return None
+
+
+def _check_constant_rate(path: Path, container, stream) -> None:
+    """A :class:`BadVideoError` when the first frames' presentation times are not evenly spaced
+    (:data:`VFR_TOLERANCE`); reads at most :data:`VFR_PROBE_PACKETS` packets, decodes none. Demuxing
+    errors end the look (the decoder reports them)."""
+    import av
+
+    times, complete = [], True
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                times.append(packet.pts)
+            if len(times) == VFR_PROBE_PACKETS:
+                complete = False
+                break
+    except av.error.FFmpegError:
+        pass
+    times = sorted(times)[: None if complete else -MAX_REORDER]
+    if len(times) < 3:
+        return
+    intervals = np.diff(times)
+    shortest, longest, median = intervals.min(), intervals.max(), np.median(intervals)
+    if longest - shortest > max(2, VFR_TOLERANCE * median):
+        ms = float(stream.time_base) * 1000
+        raise BadVideoError(path, f"variable frame rate (frame intervals from {shortest * ms:.0f} to {longest * ms:.0f} "
+                                  f"ms); colorjax writes constant-rate video: convert it first "
+                                  f"(ffmpeg -i IN -fps_mode cfr OUT)")
 
 
 def _stream_seconds(stream) -> float | None:
