@@ -191,6 +191,13 @@ def strip_picture(colorizers: dict, clip: Path, target: Path) -> None:
     Image.fromarray(image_grid(rows)).save(target)
 
 
+def within_shots(row: dict) -> str:
+    """The within-shot excess and the cut pairs' count; ``-`` for a record written before they existed."""
+    if "excess_warping_error_within_shots" not in row:
+        return "-"
+    return f"{row['excess_warping_error_within_shots']:.5f} ({row['cut_pairs']})"
+
+
 def markdown(results: dict) -> str:
     lines = ["| clip | frames | model | row | warping error | excess | excess within shots (cut pairs) | CDC | excess "
              "| AuC raw | AuC rebalanced |",
@@ -205,7 +212,7 @@ def markdown(results: dict) -> str:
             label = {"none": "per-frame", "flow": "flow"}.get(row_name, row_name)
             lines.append(f"| {clip} | {record['frames']} | {model if row_name in ('none', 'flow') else '-'} | {label} | "
                          f"{row['warping_error']:.5f} | {row['excess_warping_error']:.5f} | "
-                         f"{row['excess_warping_error_within_shots']:.5f} ({row['cut_pairs']}) | {row['cdc']:.5f} | "
+                         f"{within_shots(row)} | {row['cdc']:.5f} | "
                          f"{row['excess_cdc']:.5f} | {row['auc_raw']:.2f} | {row['auc_rebalanced']:.2f} |")
     return "\n".join(lines) + "\n"
 
