@@ -191,9 +191,17 @@ def strip_picture(colorizers: dict, clip: Path, target: Path) -> None:
     Image.fromarray(image_grid(rows)).save(target)
 
 
+def within_shots(row: dict) -> str:
+    """The within-shot excess and the cut pairs' count; ``-`` for a record written before they existed."""
+    if "excess_warping_error_within_shots" not in row:
+        return "-"
+    return f"{row['excess_warping_error_within_shots']:.5f} ({row['cut_pairs']})"
+
+
 def markdown(results: dict) -> str:
-    lines = ["| clip | frames | model | row | warping error | excess | CDC | excess | AuC raw | AuC rebalanced |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| clip | frames | model | row | warping error | excess | excess within shots (cut pairs) | CDC | excess "
+             "| AuC raw | AuC rebalanced |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     seen = set()
     for key, record in sorted(results["clips"].items(), key=lambda item: CLIPS.index(item[0].split(" / ")[0])):
         clip, model = key.split(" / ")
@@ -203,7 +211,8 @@ def markdown(results: dict) -> str:
             seen.add((clip, row_name, record["frames"]))
             label = {"none": "per-frame", "flow": "flow"}.get(row_name, row_name)
             lines.append(f"| {clip} | {record['frames']} | {model if row_name in ('none', 'flow') else '-'} | {label} | "
-                         f"{row['warping_error']:.5f} | {row['excess_warping_error']:.5f} | {row['cdc']:.5f} | "
+                         f"{row['warping_error']:.5f} | {row['excess_warping_error']:.5f} | "
+                         f"{within_shots(row)} | {row['cdc']:.5f} | "
                          f"{row['excess_cdc']:.5f} | {row['auc_raw']:.2f} | {row['auc_rebalanced']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -236,7 +245,7 @@ def main(argv=None) -> int:
         for clip_name in args.clips:
             path = clips[clip_name]
             prior = clip_prior(path)
-            for name, (colorize, _, _) in colorizers.items():
+            for name, (colorize, _) in colorizers.items():
                 frames = args.random_frames if name == "eccv16-random" else args.max_frames
                 record = evaluate_video(colorize, path, prior=prior, batch_size=args.batch_size, max_frames=frames)
                 results["clips"][f"{clip_name} / {name}"] = record

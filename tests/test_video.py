@@ -276,6 +276,9 @@ def test_evaluate_on_a_colour_clip_reports_truth_gray_and_both_modes(checkpoint,
     assert rows["truth"]["auc_raw"] == pytest.approx(100.0) and rows["gray"]["excess_warping_error"] == 0.0
     assert rows["gray"]["colourfulness"] < 0.5 < 10 < rows["truth"]["colourfulness"]
     assert rows["none"]["excess_cdc"] == pytest.approx(rows["none"]["cdc"] - rows["gray"]["cdc"])
+    # one shot: no pair crosses a cut, so the within-shot mean is the all-pairs mean
+    assert rows["none"]["cut_pairs"] == 0
+    assert rows["none"]["warping_error_within_shots"] == pytest.approx(rows["none"]["warping_error"])
 
 
 def test_audio_that_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path):

@@ -80,3 +80,21 @@ def test_warping_error_streams_over_a_textured_static_clip():
         metrics.update(texture, {"clip": (texture.astype(int) // 2 + step).astype(np.uint8)})
     expected = np.mean([(b - a) ** 2 / 255.0**2 for a, b in zip(steps, steps[1:])])
     assert metrics.result()["clip"]["warping_error"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_pairs_across_a_scene_cut_are_left_out_of_the_within_shot_mean():
+    """Two static shots of unrelated random textures: the pair across the cut fails the occlusion test
+    almost everywhere and is counted in ``cut_pairs``; ``warping_error_within_shots`` is the mean of
+    the four other pairs' known colour steps, and the all-pairs mean is raised by the cut pair."""
+    rng = np.random.default_rng(2)
+    shots = [(rng.uniform(size=(48, 48, 3)) * 255).astype(np.uint8) for _ in range(2)]
+    references = [shots[0]] * 3 + [shots[1]] * 3
+    steps = [0, 4, 12, 0, 8, 8]
+    metrics = TemporalMetrics()
+    for reference, step in zip(references, steps):
+        metrics.update(reference, {"clip": (reference.astype(int) // 2 + step).astype(np.uint8)})
+    result = metrics.result()["clip"]
+    within = [(steps[i + 1] - steps[i]) ** 2 / 255.0**2 for i in (0, 1, 3, 4)]
+    assert result["cut_pairs"] == 1
+    assert result["warping_error_within_shots"] == pytest.approx(np.mean(within), rel=1e-3)
+    assert result["warping_error"] > 10 * result["warping_error_within_shots"]

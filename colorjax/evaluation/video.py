@@ -110,6 +110,8 @@ def evaluate_video(
         row = {key: metrics[key] for key in PHOTO_METRICS if key in metrics}
         row.update(flicker[name])
         row["excess_warping_error"] = row["warping_error"] - flicker["gray"]["warping_error"]
+        row["excess_warping_error_within_shots"] = (row["warping_error_within_shots"]
+                                                    - flicker["gray"]["warping_error_within_shots"])
         row["excess_cdc"] = row["cdc"] - flicker["gray"]["cdc"]
         record["rows"][name] = row
     if keep_frames is not None:
@@ -119,7 +121,7 @@ def evaluate_video(
 
 def video_markdown(record: dict) -> str:
     """The record as a Markdown table, one row per colorization."""
-    columns = ("warping_error", "excess_warping_error", "cdc", "excess_cdc", "auc_raw", "auc_rebalanced", "psnr",
+    columns = ("warping_error", "excess_warping_error", "excess_warping_error_within_shots", "cut_pairs", "cdc", "excess_cdc", "auc_raw", "auc_rebalanced", "psnr",
                "colourfulness")
     lines = [f"{record['clip']}: {record['frames']} frames, {record['width']} x {record['height']}", "",
              "| row | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

@@ -8,6 +8,11 @@
   over the T - 1 pairs. As in Lai et al.'s evaluation, the flow comes from the *reference* frames
   (here the ground truth), so every colorization of a clip is measured along the same motion.
   Departure: the flow is OpenCV's DIS, not FlowNet2.
+  A pair across a scene cut of the reference (fewer than :data:`~colorjax.inference.temporal.CUT_VISIBLE_SHARE`
+  of its pixels pass the occlusion test) compares two different shots through the few pixels the
+  flow happens to match; Lai et al.'s test videos are single shots, so no pair of theirs crosses a
+  cut. Both means are kept: ``warping_error`` over all T - 1 pairs (the issue's definition) and
+  ``warping_error_within_shots`` over the pairs that do not cross a cut (``cut_pairs`` counts the others).
 - **CDC**, colour distribution consistency (Liu et al. 2021, TCVC, "Temporally consistent video
   colorization with deep feature propagation and self-regularization learning"): the Jensen-Shannon
   divergence (natural logarithm) between the normalised 256-bin histograms of frames i and i + d, per
@@ -23,7 +28,7 @@ import collections
 
 import numpy as np
 
-from colorjax.inference.temporal import dis_flow, gray, occlusion, warp
+from colorjax.inference.temporal import CUT_VISIBLE_SHARE, dis_flow, gray, occlusion, warp
 
 CDC_DILATIONS = (1, 2, 4)  # Liu et al. 2021 (TCVC), section 4.1
 HISTOGRAM_BINS = 256
@@ -69,6 +74,8 @@ class TemporalMetrics:
         self.previous: dict[str, np.ndarray] = {}
         self.histograms: dict[str, collections.deque] = {}
         self.warping_sums: dict[str, float] = collections.defaultdict(float)
+        self.within_shot_sums: dict[str, float] = collections.defaultdict(float)
+        self.cut_pairs = 0
         self.cdc_sums: dict[str, np.ndarray] = {}
         self.pairs = 0
         self.frames = 0
@@ -79,9 +86,13 @@ class TemporalMetrics:
             forward = dis_flow(self.previous_reference, reference_gray)
             backward = dis_flow(reference_gray, self.previous_reference)
             visible = ~occlusion(forward, backward)
+            across_cut = visible.mean() < CUT_VISIBLE_SHARE
             for name, frame in outputs.items():
-                self.warping_sums[name] += pair_warping_error(self.previous[name], frame, forward, visible)
+                error = pair_warping_error(self.previous[name], frame, forward, visible)
+                self.warping_sums[name] += error
+                self.within_shot_sums[name] += 0.0 if across_cut else error
             self.pairs += 1
+            self.cut_pairs += int(across_cut)
         for name, frame in outputs.items():
             history = self.histograms.setdefault(name, collections.deque(maxlen=max(CDC_DILATIONS)))
             sums = self.cdc_sums.setdefault(name, np.zeros((len(CDC_DILATIONS), 2)))
@@ -94,12 +105,16 @@ class TemporalMetrics:
         self.frames += 1
 
     def result(self) -> dict[str, dict[str, float]]:
-        """``{name: {"warping_error", "cdc"}}``; the CDC averages the dilations the clip is long enough for."""
+        """``{name: {"warping_error", "warping_error_within_shots", "cut_pairs", "cdc"}}``; the CDC averages
+        the dilations the clip is long enough for."""
         out = {}
         for name, sums in self.cdc_sums.items():
             used = sums[:, 1] > 0
             out[name] = {
                 "warping_error": self.warping_sums[name] / self.pairs if self.pairs else float("nan"),
+                "warping_error_within_shots": (self.within_shot_sums[name] / (self.pairs - self.cut_pairs)
+                                               if self.pairs > self.cut_pairs else float("nan")),
+                "cut_pairs": self.cut_pairs,
                 "cdc": float(np.mean(sums[used, 0] / sums[used, 1])) if used.any() else float("nan"),
             }
         return out
