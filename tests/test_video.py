@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -241,6 +242,13 @@ def test_out_replacing_the_input_is_refused_and_the_input_kept(tmp_path, capsys)
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "film.mp4" in err and "would replace an input" in err
+    assert source.read_bytes() == before
+    # an output that is a hard link to the input is the input, whatever its path
+    (tmp_path / "out").mkdir()
+    os.link(source, tmp_path / "out" / "film.mp4")
+    code = _run([str(source), "--checkpoint", str(tmp_path / "no-model"), "--out", str(tmp_path / "out"),
+                 "--overwrite", "--no-progress"])
+    assert code == 2 and "would replace an input" in capsys.readouterr().err
     assert source.read_bytes() == before
 
 

@@ -123,15 +123,20 @@ def check_output_folder(out_dir: str | os.PathLike) -> None:
         raise ValueError(f"{out}: the output folder cannot be written ({error.strerror or error})") from None
 
 
-def check_outputs_spare_inputs(todo: list[tuple[Path, Path]], out_dir, fmt: str) -> None:
-    """A ValueError when an output would replace one of the inputs (e.g. ``--out`` the input folder
-    and ``--format`` the inputs' own type); files are compared by identity (device and inode), so
-    an output that is a hard or symbolic link to an input is that input."""
-    inputs = {file_identity(path) for path, _ in todo} - {None}
-    for path, name in todo:
-        target = output_path(out_dir, name, fmt)
-        if file_identity(target) in inputs:
+def refuse_replacing_inputs(inputs: Iterable[Path], targets: Iterable[tuple[Path, Path]]) -> None:
+    """A ValueError when one of ``targets`` (``(input, its output)`` pairs) would replace one of
+    ``inputs``; files are compared by identity (device and inode), so an output that is a hard or
+    symbolic link to an input is that input."""
+    identities = {file_identity(path) for path in inputs} - {None}
+    for path, target in targets:
+        if file_identity(target) in identities:
             raise ValueError(f"{target}: the output for {path} would replace an input; choose another --out")
+
+
+def check_outputs_spare_inputs(todo: list[tuple[Path, Path]], out_dir, fmt: str) -> None:
+    """A ValueError when an image's output would replace one of the inputs (e.g. ``--out`` the
+    input folder and ``--format`` the inputs' own type): :func:`refuse_replacing_inputs`."""
+    refuse_replacing_inputs((path for path, _ in todo), ((path, output_path(out_dir, name, fmt)) for path, name in todo))
 
 
 def save_image(rgb: np.ndarray, path: Path, fmt: str) -> None:

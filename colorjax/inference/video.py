@@ -437,19 +437,12 @@ def video_output_path(out_dir, name: Path) -> Path:
 
 
 def check_video_outputs_spare_inputs(todo: list[tuple[Path, Path]], out_dir) -> None:
-    """A ValueError when a video's output would replace one of the inputs."""
-    inputs = {_resolved(path) for path, _ in todo}
-    for path, name in todo:
-        if is_video(path) and _resolved(video_output_path(out_dir, name)) in inputs:
-            raise ValueError(f"{_resolved(video_output_path(out_dir, name))}: the output for {path} would replace "
-                             f"an input; choose another --out")
+    """A ValueError when a video's output would replace one of the inputs (compared by identity:
+    :func:`colorjax.inference.colorize.refuse_replacing_inputs`)."""
+    from colorjax.inference.colorize import refuse_replacing_inputs
 
-
-def _resolved(path: Path) -> Path:
-    try:
-        return Path(path).resolve()
-    except (OSError, RuntimeError):
-        return Path(path).absolute()
+    refuse_replacing_inputs((path for path, _ in todo),
+                            ((path, video_output_path(out_dir, name)) for path, name in todo if is_video(path)))
 
 
 def colorize_media(
