@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from colorjax.grids import image_grid
+from colorjax.safe_files import write_text_atomically
 
 
 def report_paths(out: str | Path) -> dict[str, Path]:
@@ -45,12 +47,14 @@ def metrics_markdown(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: str | Path, record: dict, grid_rows: list[list[np.ndarray]]) -> dict[str, Path]:
-    """Write the record's JSON, its Markdown and (when there are rows) the gray | prediction | truth grid."""
+def write_report(out: str | Path, record: dict, grid_rows: list[list[np.ndarray]] = (), *,
+                 markdown: Callable[[dict], str] = metrics_markdown) -> dict[str, Path]:
+    """Write the record's JSON, its ``markdown`` and (when there are rows) the gray | prediction | truth
+    grid; the JSON and Markdown whole or not at all (:func:`colorjax.safe_files.write_text_atomically`)."""
     paths = report_paths(out)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    paths["json"].write_text(json.dumps(record, indent=2) + "\n")
-    paths["md"].write_text(metrics_markdown(record))
+    write_text_atomically(paths["json"], json.dumps(record, indent=2) + "\n")
+    write_text_atomically(paths["md"], markdown(record))
     if grid_rows:
         Image.fromarray(image_grid(grid_rows)).save(paths["grid"])
     return paths

@@ -16,13 +16,12 @@ their excess over the gray row.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from colorjax.evaluation.report import format_value, report_paths
+from colorjax.evaluation.report import format_value, write_report
 from colorjax.evaluation.video_metrics import TemporalMetrics
 from colorjax.inference.pixels import lab_to_uint8, lightness
 from colorjax.inference.temporal import FlowPropagation
@@ -131,12 +130,9 @@ def video_markdown(record: dict) -> str:
 
 
 def write_video_record(out, record: dict) -> dict[str, Path]:
-    """Write ``OUT.json`` and ``OUT.md`` (:func:`colorjax.evaluation.report.report_paths`); returns their paths."""
-    paths = report_paths(out)
-    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    """Write ``OUT.json`` and ``OUT.md`` (:func:`colorjax.evaluation.report.write_report`); returns their paths."""
     serialisable = {k: v for k, v in record.items() if k != "frames_kept"}
-    paths["json"].write_text(json.dumps(serialisable, indent=2))
-    paths["md"].write_text(video_markdown(record))
+    paths = write_report(out, serialisable, markdown=video_markdown)
     return {"json": paths["json"], "md": paths["md"]}
 
 
