@@ -338,9 +338,13 @@ def prepare(config: ml_collections.ConfigDict, *, resume: bool) -> tuple[ml_coll
     return config, start
 
 
-def check_patterns(config, abstract_model, start: StartFrom | None) -> None:
+def check_patterns(config, model_fn, start: StartFrom | None) -> None:
     """Every ``train.reinit``, ``optim.freeze`` and ``optim.lr_mults`` pattern must match an array of
-    the run's model; the checkpoint's arrays must fit it. Runs on the abstract model, before any work."""
+    the run's model (``model_fn`` built abstractly); the checkpoint's arrays must fit it. Before any
+    work; a run with no start and no pattern builds nothing here."""
+    if start is None and not config.optim.get("freeze", ()) and not config.optim.get("lr_mults", ()):
+        return
+    abstract_model = nnx.eval_shape(model_fn)
     arrays = model_arrays(abstract_model)
     require_matches(compile_patterns(config.optim.get("freeze", ()), "optim.freeze"), arrays, "optim.freeze")
     params = model_arrays(abstract_model, (nnx.Param,))

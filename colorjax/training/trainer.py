@@ -380,8 +380,9 @@ def train(config: ml_collections.ConfigDict, workdir, *, resume: bool = False) -
     config, start_from = init_from.prepare(config, resume=resume)  # train.init_from: read, not yet loaded
     num_steps, t = total_steps(config), config.train
     centres = start_from.centres(config) if start_from else None
-    stride, _ = check_model(model_factory(model_config_of(config, centres), config.seed), config.data.crop_size)
-    init_from.check_patterns(config, nnx.eval_shape(model_factory(model_config_of(config, centres), config.seed)), start_from)
+    model_fn = model_factory(model_config_of(config, centres), config.seed)
+    stride, _ = check_model(model_fn, config.data.crop_size)
+    init_from.check_patterns(config, model_fn, start_from)
 
     # 2. Workdir: one run per workdir, released however we exit.
     workdir = Path(workdir).absolute()
