@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from colorjax.inference.video import (
-    TEMPORAL_MODES, VIDEO_SUFFIXES, BadVideoError, VideoResult, colorize_video, frame_colorizer, probe_video,
+    TEMPORAL_MODES, BadVideoError, VideoResult, colorize_video, frame_colorizer, probe_video,
 )
 
 MAX_VIDEO_BYTES = 50 * 2**20
@@ -21,10 +21,6 @@ MAX_VIDEO_PIXELS = 1280 * 720
 
 class VideoUploadError(ValueError):
     """An upload the demo does not colorize; the message names the file and says why."""
-
-
-def is_video_name(name: str) -> bool:
-    return Path(name).suffix.lower() in VIDEO_SUFFIXES
 
 
 def colorize_video_upload(engine, data: bytes, name: str, temperature: float,
