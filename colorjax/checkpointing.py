@@ -333,6 +333,30 @@ def load_model(directory, step: int | None = None, *, sharding: jax.sharding.Sha
     return model, model_config, prior
 
 
+def save_decoding(directory, *, temperature: float, prior_correction: float, step: int | None = None) -> int:
+    """Write a decoding chosen after training (the annealed-mean ``temperature`` and the rebalancing
+    ``prior_correction``) into the saved inference settings of ``directory``'s ``step`` (default the
+    latest: the one ``colorize`` and ``evaluate`` load), so that every command decodes as chosen.
+    The step is checked against its manifest first; the config file is replaced atomically and the
+    manifest written again. Returns the step."""
+    from colorjax import validation
+
+    settings = {"temperature": validation.temperature(temperature, "temperature"),
+                "prior_correction": validation.prior_correction(prior_correction, "prior_correction")}
+    directory = checkpoint_folder(directory)
+    with checkpoint_manager(directory, read_only=True) as manager:
+        step = resolve_step(manager, directory, step)
+    step_dir = os.path.join(os.fspath(directory), str(step))
+    verify_manifest(step_dir)
+    path = os.path.join(step_dir, CONFIG, "metadata")
+    with open(path) as f:
+        model_config = json.load(f)
+    model_config[INFERENCE] = {**(model_config.get(INFERENCE) or {}), **settings}
+    write_text_atomically(path, json.dumps(model_config))
+    write_manifest(step_dir)
+    return step
+
+
 def save_vgg16(directory, model: VGG16Features, width: float = 1.0) -> None:
     """Write a VGG16 feature extractor as a checkpoint in colorjax's layout (items ``model`` and ``config``)."""
     save_model(directory, model, vgg16_config(model, width))

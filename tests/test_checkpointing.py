@@ -72,3 +72,24 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no checkpoint found"):
         checkpointing.load_model(tmp_path / "empty")
+
+
+def test_a_decoding_chosen_after_training_is_saved_where_every_command_reads_it(tmp_path):
+    from colorjax.inference import Colorizer
+
+    config = {"backbone": "eccv16", "head": "classification", "width": 1 / 16,
+              "inference": {"size": 32, "temperature": 1.0, "prior_correction": 0.5}}
+    model = _build({k: v for k, v in config.items() if k != "inference"})
+    prior = ColourPrior.from_counts(np.ones(len(zhang_bins())), zhang_bins())
+    for step in (1, 2):
+        checkpointing.save_model(tmp_path, model, config, prior=prior, step=step)
+    assert checkpointing.save_decoding(tmp_path, temperature=0.38, prior_correction=0.25) == 2  # the latest
+    chosen = Colorizer.from_checkpoint(tmp_path)
+    assert (chosen.size, chosen.temperature, chosen.prior_correction) == (32, 0.38, 0.25)
+    assert Colorizer.from_checkpoint(tmp_path, step=1).temperature == 1.0  # other steps as saved
+    assert checkpointing.verify_manifest(tmp_path / "2")  # the manifest describes the new file
+    with pytest.raises(ValueError, match="prior_correction"):
+        checkpointing.save_decoding(tmp_path, temperature=1.0, prior_correction=1.5)
+    (tmp_path / "2" / "config" / "metadata").write_text("{}")  # changed behind the manifest's back
+    with pytest.raises(checkpointing.CorruptCheckpointError, match="metadata"):
+        checkpointing.save_decoding(tmp_path, temperature=0.5, prior_correction=0.0)
