@@ -231,6 +231,39 @@ def test_siggraph17_from_a_converted_release_with_hints(tiny_config, tmp_path):
         assert restore_prior(manager, 2) is None  # a regression run without prior.path keeps none
 
 
+@pytest.mark.slow
+def test_siggraph17_started_from_an_eccv16_run_computes_its_function_until_trained(tiny_config, tmp_path):
+    """``train.init_rename=eccv16_to_siggraph17``: every ECCV16 array lands in its SIGGRAPH17 layer, the
+    hint channels of the first conv and the block-8 shortcut start at zero, so (everything frozen,
+    one step) the started classifier gives the ECCV16 model's logits, hints or none; a SIGGRAPH17
+    without the renaming is refused, listing the arrays."""
+    train(tiny_config("train.num_steps=2", "train.checkpoint_every=2"), tmp_path / "eccv16")
+    start = ("model.backbone=siggraph17", f"train.init_from={tmp_path / 'eccv16'}", "train.num_steps=1",
+             "train.checkpoint_every=1", "hints.p=0.5")
+    with pytest.raises(InitFromError, match="backbone/model1/0/kernel: expected"):
+        train(tiny_config(*start), tmp_path / "refused")
+    train(tiny_config(*start, "train.init_rename=eccv16_to_siggraph17", "optim.freeze=('backbone/.*',)"),
+          tmp_path / "s17")
+    record = json.loads((tmp_path / "s17" / "init_from.json").read_text())
+    assert record["widened"] == ["backbone/model1/0/kernel"]
+    assert record["zeroed"] == ["backbone/model3short8/bias", "backbone/model3short8/kernel"]
+    assert record["reinitialised"] == ["backbone/norm8/mean", "backbone/norm8/var"]
+    before, after = _arrays(tmp_path / "eccv16"), _arrays(tmp_path / "s17")
+    np.testing.assert_array_equal(after["backbone/model1/0/kernel"][..., :1, :], before["backbone/blocks/0/0/kernel"])
+    assert not after["backbone/model1/0/kernel"][..., 1:, :].any()
+    for old, new in (("blocks/6/2/kernel", "model7/2/kernel"), ("norms/2/var", "norm3/var"),
+                     ("up/kernel", "model8up/kernel"), ("up_convs/1/bias", "model8/1/bias"), ("out/kernel", "model_class/kernel")):
+        np.testing.assert_array_equal(after[f"backbone/{new}"], before[f"backbone/{old}"])
+    eccv16, s17 = load_model(tmp_path / "eccv16")[0], load_model(tmp_path / "s17")[0]
+    eccv16.eval()
+    s17.eval()
+    L = jnp.asarray(np.random.default_rng(0).uniform(0, 100, (2, 32, 32, 1)), jnp.float32)
+    hints = jnp.concatenate([jnp.full((2, 32, 32, 2), 30.0), jnp.ones((2, 32, 32, 1))], -1)
+    expected = np.asarray(eccv16.backbone(L))
+    for given in (None, hints):
+        np.testing.assert_allclose(np.asarray(s17.backbone(L, given)), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_backbone_options_are_set_from_the_command_line(tiny_config):
     """A converted release's options (e.g. ``bn_affine``) must be expressible as overrides."""
     config = tiny_config("model.options.bn_affine=true", "model.options.class_bins=529", "model.options.kind=wide")

@@ -146,6 +146,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.init_from = config_dict.placeholder(str)
     c.train.init_step = config_dict.placeholder(int)
     c.train.reinit = ()
+    c.train.init_rename = ""  # start another backbone: a name of init_from.RENAMINGS (eccv16_to_siggraph17)
     c.train.init_decoding = True
     c.train.tensorboard = True  # TensorBoard event files beside metrics.jsonl
     return c

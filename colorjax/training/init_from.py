@@ -21,6 +21,16 @@ model has one. A pattern that matches nothing is an error (a typo must not freez
 - ``optim.lr_mults``: ``"PATTERN=MULT"`` strings; the first pattern a parameter matches scales its
   learning rate (a frozen parameter stays frozen).
 
+Starting one backbone from another (``train.init_rename``, a name of :data:`RENAMINGS`): the
+checkpoint's paths are renamed to the run's before anything is compared. ``eccv16_to_siggraph17``
+starts a SIGGRAPH17 from an ECCV16 run where the layers match (Zhang, Zhu et al. 2017 train the
+user-guided network from the automatic one): blocks 1-7, their BatchNorms, block 8 and the
+output layer load (a stride-2 ECCV16 conv is the same kernel as SIGGRAPH17's conv after its
+subsampling); the first conv gains the hint channels (a, b, mask) with zero weights and the block-8
+shortcut starts at zero, so in evaluation the started network computes the ECCV16 model's function
+until it learns to use the hints; BatchNorm 8 and the full-resolution decoder (blocks 9-10, a
+regression SIGGRAPH17's) keep their fresh initialisation. A classification ECCV16 keeps its bins.
+
 Bins, prior and decoding (a classification head that is not re-initialised keeps the checkpoint's
 bins, so its outputs keep their meaning): the colour prior is the checkpoint's, unless
 ``prior.recount`` counts it on the new training data with those bins, or ``prior.path`` names one
@@ -54,6 +64,46 @@ FROZEN = "frozen"  # the optimizer partition that is not updated
 # Names of the arrays a layer learns or keeps (convolutions, BatchNorm, PReLU slopes): a checkpoint
 # array of this name that the run's model lacks is a difference, not something to drop silently.
 LAYER_ARRAYS = ("kernel", "bias", "scale", "mean", "var", "slope")
+
+
+@dataclasses.dataclass(frozen=True)
+class Renaming:
+    """How a checkpoint of one backbone starts a run of another: ``rules`` rename checkpoint paths
+    (``(regular expression, template)``, the first that matches the whole path, ``re.Match.expand``);
+    ``widen``: run kernels with more input channels than the checkpoint's, whose extra channels start
+    at zero; ``zero``: run arrays the checkpoint lacks that start at zero; ``fresh``: run arrays the
+    checkpoint lacks that keep their initialisation (``widen``, ``zero`` and ``fresh`` are patterns
+    that may match nothing: a regression and a classification SIGGRAPH17 differ in their layers)."""
+
+    rules: tuple[tuple[str, str], ...]
+    widen: tuple[str, ...] = ()
+    zero: tuple[str, ...] = ()
+    fresh: tuple[str, ...] = ()
+
+    def apply(self, arrays: dict) -> dict:
+        renamed = {}
+        for path, array in arrays.items():
+            for pattern, template in self.rules:
+                if m := re.fullmatch(pattern, path):
+                    path = m.expand(template)
+                    break
+            renamed[path] = array
+        return renamed
+
+
+def _eccv16_to_siggraph17() -> Renaming:
+    encoder = [(f"backbone/{old}/{i}/(.*)", f"backbone/{new}{i + 1}/\\1")
+               for i in range(7) for old, new in (("blocks", "model"), ("block_acts", "acts"), ("norms", "norm"))]
+    return Renaming(
+        rules=(*encoder, ("backbone/up/(.*)", "backbone/model8up/\\1"), ("backbone/up_convs/(.*)", "backbone/model8/\\1"),
+               ("backbone/up_acts/(.*)", "backbone/acts8/\\1"), ("backbone/out/(.*)", "backbone/model_class/\\1")),
+        widen=("backbone/model1/0/kernel",),
+        zero=("backbone/model3short8/(kernel|bias)",),
+        fresh=("backbone/norm(8|9)/.*", "backbone/model(9|10)(up)?/.*", "backbone/model(1|2)short(9|10)/.*",
+               "backbone/acts(9|10)/.*", "backbone/model_out/.*"))
+
+
+RENAMINGS = {"eccv16_to_siggraph17": _eccv16_to_siggraph17()}
 
 
 class InitFromError(ValueError):
@@ -175,8 +225,11 @@ class StartFrom:
     prior: object | None
     arrays: dict  # {path: numpy array} of the checkpoint's model item
     reinit: list = dataclasses.field(default_factory=list)  # compiled train.reinit patterns
+    renaming: Renaming | None = None  # train.init_rename: applied to ``arrays`` already
     loaded: list = dataclasses.field(default_factory=list)
     reinitialised: list = dataclasses.field(default_factory=list)
+    widened: list = dataclasses.field(default_factory=list)  # loaded into the first input channels
+    zeroed: list = dataclasses.field(default_factory=list)
     prior_source: str = ""
 
     @property
@@ -201,12 +254,24 @@ class StartFrom:
     def plan(self, expected: dict[str, tuple]) -> None:
         """Decide what loads; refuse every other difference in one message."""
         found = {p: tuple(np.shape(a)) for p, a in self.arrays.items()}
-        differing, self.loaded, self.reinitialised = [], [], []
+        differing, self.loaded, self.reinitialised, self.widened, self.zeroed = [], [], [], [], []
+        r = self.renaming or Renaming(rules=())
         for path, shape in sorted(expected.items()):
+            have = found.get(path)
             if matches(self.reinit, path):
                 self.reinitialised.append(path)
-            elif found.get(path) == shape:
+            elif have == shape:
                 self.loaded.append(path)
+            elif (have is not None and any(re.fullmatch(p, path) for p in r.widen) and len(have) == len(shape) >= 2
+                  and have[:-2] + have[-1:] == shape[:-2] + shape[-1:] and have[-2] < shape[-2]):
+                extra = np.zeros(shape[:-2] + (shape[-2] - have[-2], shape[-1]), self.arrays[path].dtype)
+                self.arrays[path] = np.concatenate([self.arrays[path], extra], axis=-2)
+                self.loaded.append(path)
+                self.widened.append(path)
+            elif have is None and any(re.fullmatch(p, path) for p in r.zero):
+                self.zeroed.append(path)
+            elif have is None and any(re.fullmatch(p, path) for p in r.fresh):
+                self.reinitialised.append(path)
             else:
                 differing.append(f"{path}: expected {shape}, found {found.get(path, 'nothing')}")
         for path, shape in sorted(found.items()):
@@ -221,10 +286,12 @@ class StartFrom:
 
     def load_into(self, state: dict, sharding) -> dict:
         """``state`` (fresh, replicated) with the planned arrays replaced by the checkpoint's."""
-        loaded = set(self.loaded)
+        loaded, zeroed = set(self.loaded), set(self.zeroed)
 
         def put(path, fresh):
             name = path_string(path)
+            if name in zeroed:
+                return jax.device_put(np.zeros(fresh.shape, fresh.dtype), sharding)
             if name not in loaded:
                 return fresh
             return jax.device_put(np.asarray(self.arrays[name], dtype=fresh.dtype), sharding)
@@ -265,7 +332,8 @@ class StartFrom:
         """Write ``init_from.json`` (where the run started and what it kept) and return it."""
         frozen = list(config.optim.get("freeze", ()) or ())
         record = {"directory": str(self.directory), "step": self.step, "loaded": len(self.loaded),
-                  "reinitialised": self.reinitialised, "reinit_patterns": [p.pattern for p in self.reinit],
+                  "reinitialised": self.reinitialised, "renaming": config.train.get("init_rename") or None,
+                  "widened": self.widened, "zeroed": self.zeroed, "reinit_patterns": [p.pattern for p in self.reinit],
                   "freeze_patterns": frozen, "freeze_batch_stats": bool(config.optim.get("freeze_batch_stats", True)),
                   "lr_mults": list(config.optim.get("lr_mults", ()) or ()), "prior": self.prior_source,
                   "decoding": {"temperature": config.bins.temperature, "prior_correction": config.bins.prior_correction,
@@ -319,8 +387,9 @@ def prepare(config: ml_collections.ConfigDict, *, resume: bool) -> tuple[ml_coll
     unset. Refuses ``--resume`` together with ``train.init_from``."""
     t = config.train
     if not t.get("init_from"):
-        if t.get("reinit"):
-            raise InitFromError("config train.reinit needs train.init_from (there is nothing to re-initialise from)")
+        if t.get("reinit") or t.get("init_rename"):
+            raise InitFromError("config train.reinit and train.init_rename need train.init_from (there is nothing to "
+                                "start from)")
         return config, None
     if resume:
         raise InitFromError(f"config train.init_from = {t.init_from} together with --resume: --resume continues this "
@@ -328,6 +397,11 @@ def prepare(config: ml_collections.ConfigDict, *, resume: bool) -> tuple[ml_coll
                             f"run, pass --resume with --config.train.init_from=none)")
     start = read(t.init_from, t.get("init_step"))
     start.reinit = compile_patterns(t.get("reinit", ()), "train.reinit")
+    if name := t.get("init_rename"):
+        if name not in RENAMINGS:
+            raise InitFromError(f"config train.init_rename = {name!r}: unknown; known: {sorted(RENAMINGS)}")
+        start.renaming = RENAMINGS[name]
+        start.arrays = start.renaming.apply(start.arrays)
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.init_from, config.train.init_step = str(start.directory), start.step
     if t.init_decoding:
