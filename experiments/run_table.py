@@ -4,12 +4,15 @@
     python -m experiments.run_table comparison --scale tiny --workdir runs/comparison_tiny
     python -m experiments.run_table rrelu --scale tiny --workdir runs/rrelu_tiny
     python -m experiments.run_table temperature --workdir runs/zhang_tiny   # needs the zhang run
+    python -m experiments.run_table zhang --scale tiny_imagenet --workdir runs/zhang_tiny_imagenet
+    python -m experiments.run_table rrelu --scale tiny_imagenet --workdir runs/rrelu_tiny_imagenet
 
 For each row: train its config (``experiments/<row config>.py`` at ``--scale``) into
-``WORKDIR/<row>`` unless that run already finished, then evaluate the checkpoint on the test split
-into ``WORKDIR/records/<row>.json``; baselines are only evaluated. All rows share one colour prior,
+``WORKDIR/<row>`` unless that run already finished, then evaluate the checkpoint on the scale's held-out split
+(``scales.EVAL_SPLIT``) into ``WORKDIR/records/<row>.json``; baselines are only evaluated. All rows share one colour prior,
 counted once on the training split (``WORKDIR/prior.npz``), so their rebalanced AuCs are comparable.
-The table goes to ``WORKDIR/<table>.md``, with each row's wall time.
+The table goes to ``WORKDIR/<table>.md``, with each row's wall time; for ``zhang`` and ``rrelu`` each
+row's bootstrap error and paired leads go to ``WORKDIR/bootstrap.md`` (``bootstrap_table.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 from colorjax.training.commands import load_config_module
-from experiments.configs.scales import SCALES
+from experiments.configs.scales import EVAL_IMAGES, EVAL_SPLIT, SCALES
 
 EXPERIMENTS = Path(__file__).resolve().parent
 
@@ -41,8 +44,10 @@ ROWS = {
         "nogan": ("comparison_nogan.py", {}),
     },
     "rrelu": {
-        f"patchnet_{act}_{'bn' if bn else 'nobn'}": ("rrelu_patchnet.py", {"activation": act, "batch_norm": bn})
-        for bn in (True, False) for act in ("relu", "leaky_relu", "prelu", "elu", "rrelu")
+        "gray": "gray",
+        "lightness": "lightness",
+        **{f"patchnet_{act}_{'bn' if bn else 'nobn'}": ("rrelu_patchnet.py", {"activation": act, "batch_norm": bn})
+        for bn in (True, False) for act in ("relu", "leaky_relu", "prelu", "elu", "rrelu")},
     },
 }
 
@@ -78,8 +83,8 @@ def run_rows(table: str, rows: list[str], scale: str, workdir: Path, steps: int 
     timings = {}
     for row in rows:
         start, entry = time.perf_counter(), ROWS[table][row]
-        target = dict(data=spec, split="test", out=workdir / "records" / row, size=size, batch_size=16,
-                      prior_path=prior, data_dir=data_dir)
+        target = dict(data=spec, split=EVAL_SPLIT[scale], out=workdir / "records" / row, size=size, batch_size=16,
+                      prior_path=prior, data_dir=data_dir, max_images=EVAL_IMAGES[scale])
         if isinstance(entry, str):
             evaluate_to_file(baseline=entry, **target)
         else:
@@ -117,6 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override every trained row's num_steps")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    from experiments.bootstrap_table import REFERENCE_ROW, bootstrap_markdown
+
     if args.table == "temperature":
         from colorjax.evaluation.temperature_sweep import write_sweep
 
@@ -133,6 +140,10 @@ def main(argv=None) -> int:
     timings = run_rows(args.table, rows, args.scale, args.workdir, args.steps)
     out = write_table(args.table, args.workdir, timings)
     print(out.read_text())
+    if args.table in REFERENCE_ROW:  # each row's bootstrap error and its paired leads
+        errors = bootstrap_markdown(args.table, args.scale, args.workdir)
+        (args.workdir / "bootstrap.md").write_text(errors)
+        print(errors)
     print(f"total wall time {time.perf_counter() - start:.0f} s")
     return 0
 

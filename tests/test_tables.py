@@ -48,8 +48,12 @@ def test_comparison_paper_psnr_is_the_one_rmse_implies():
     assert "-150.4" in markdown and _table_row(markdown, "Pix2Pix")[6] == "13.31"
 
 
-def test_activation_table_has_every_activation_with_and_without_batchnorm(tmp_path):
-    assert len(tables.RRELU.rows) == 10
+def test_activation_table_has_every_activation_with_and_without_batchnorm_and_the_baselines(tmp_path):
+    names = [name for name, _ in tables.RRELU.rows]
+    assert len(names) == 12 and names[:2] == ["gray", "lightness"]
+    from experiments.run_table import ROWS
+
+    assert list(ROWS["rrelu"]) == names  # run_table trains and scores exactly the table's rows
     write_report(tmp_path / "patchnet_elu_nobn", _record({"auc_raw": 70.0}), [])
     markdown = tables.render_table(tables.RRELU, tables.load_records(tables.RRELU, tmp_path))
     assert _table_row(markdown, "elu, without BatchNorm")[1] == "70"
@@ -109,3 +113,37 @@ def test_temperature_sweep_grid_matches_a_numpy_annealed_mean():
     assert np.abs(rows[0][column].astype(float) - expected[0]).max() <= 1.5
     grid = labelled_grid(rows, ["x"] * len(rows[0]))
     assert grid.shape == (14 + 2 * 34 + 2, len(rows[0]) * 34 + 2, 3)
+
+
+def _metrics(raw, reb, cf):
+    return {"auc_raw": raw, "auc_rebalanced": reb, "colourfulness": cf}
+
+
+def test_decoding_choice_needs_every_validation_set_within_the_bar():
+    from experiments.choose_temperature import choose
+
+    baselines = {"a": _metrics(89.0, 60.0, 14.0), "b": _metrics(90.0, 66.0, 14.0)}
+    rows = {
+        (0.5, 1.0): {"a": _metrics(88.9, 64.0, 26.0), "b": _metrics(89.9, 69.5, 25.5)},  # leads 4.0 / 3.5
+        (0.25, 0.38): {"a": _metrics(88.9, 66.0, 30.0), "b": _metrics(89.5, 71.0, 31.0)},  # b 0.5 below: out
+        (0.75, 1.0): {"a": _metrics(89.0, 63.0, 25.0), "b": _metrics(90.0, 70.0, 24.0)},  # b too dull
+    }
+    assert choose(rows, baselines, raw_margin=0.25, min_colourfulness=25)[0] == (0.5, 1.0)
+    # with a wider margin the vivid pair is in, and its smallest lead (5.0 on b, 6.0 on a) is the best
+    assert choose(rows, baselines, raw_margin=0.5, min_colourfulness=25)[0] == (0.25, 0.38)
+    # no colourfulness floor: the most colourful pair within the margin, judged by its duller set
+    assert choose(rows, baselines, raw_margin=0.25, min_colourfulness=0)[0] == (0.5, 1.0)
+    # nothing within the margin: the smallest raw deficit, whatever its colour
+    assert choose(rows, baselines, raw_margin=-0.05, min_colourfulness=25)[0] == (0.75, 1.0)
+
+
+def test_tiny_imagenet_scale_trains_on_tiny_imagenet_and_scores_its_val_photos():
+    from experiments.configs.scales import EVAL_SPLIT, TINY_IMAGENET, TINY_IMAGENET_STEPS
+    from experiments.run_table import load_row_config
+
+    config = load_row_config("zhang_classification_rebalanced.py", "tiny_imagenet")
+    assert config.data.spec == TINY_IMAGENET and config.train.num_steps == TINY_IMAGENET_STEPS
+    assert config.data.crop_size == 64 and config.model.width == 0.25 and config.prior.rebalance
+    assert EVAL_SPLIT["tiny_imagenet"] == "validation" and EVAL_SPLIT["tiny"] == "test"
+    patch = load_row_config("rrelu_patchnet.py", "tiny_imagenet", activation="elu", batch_norm=False)
+    assert patch.data.crop_size == 32 and patch.model.activation == "elu"

@@ -82,7 +82,7 @@ ACTIVATION_ROWS = tuple(
 )
 RRELU = Table(
     title="The RReLU study: activations on the patch net (Q-bin classifier)",
-    rows=ACTIVATION_ROWS,
+    rows=(("gray", "Gray (ab = 0)"), ("lightness", "Lightness lookup (mean ab per L)"), *ACTIVATION_ROWS),
     columns=(
         Column("auc_raw", "AuC raw %"),
         Column("auc_rebalanced", "AuC rebal. %"),
