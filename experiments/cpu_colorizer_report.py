@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.configs.cpu_colorizer import TINY_IMAGENET
+from experiments.configs.scales import TINY_IMAGENET
 from experiments.configs.scales import SAMPLES
 
 # (name, data, split, evaluation crop side)
