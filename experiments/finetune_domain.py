@@ -1,9 +1,10 @@
 """Does starting from a trained model pay on a new domain? Un-tuned vs fine-tuned vs from scratch.
 
-    python -m experiments.finetune_domain --workdir runs/finetune
+    python -m experiments.finetune_domain --workdir runs/finetune --source runs/cpu_colorizer --steps 2400
 
-1. Source: the CPU recipe (experiments/configs/cpu_colorizer.py) on tiny-imagenet-64 at 64 px for
-   ``--source-steps`` steps (reused when ``WORKDIR/source`` already holds a checkpoint).
+1. Source: a trained CPU recipe (experiments/configs/cpu_colorizer.py: tiny-imagenet-64 at 64 px),
+   ``--source WORKDIR``; without it, the recipe trained here for ``--source-steps`` steps into
+   ``WORKDIR/source`` (reused when it already holds a checkpoint).
 2. Target domain: imagenet-samples at 128 px (experiments/configs/finetune_samples.py; the project's hash
    split, train for training, test held out). The same number of steps, ``--steps``, for
    (b) fine-tuning from the source (``train.init_from``) and (c) training from scratch. Equal steps
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--source-steps", type=int, default=600)
+    parser.add_argument("--source", default=None, help="a trained cpu_colorizer workdir to start from")
+    parser.add_argument("--source-steps", type=int, default=600, help="without --source: train one this long")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--data-dir", default=None, help="TFDS data dir for the built folders (default WORKDIR/tfds)")
     parser.add_argument("--resamples", type=int, default=1000)
@@ -171,12 +173,18 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir).absolute()
     data_dir = args.data_dir or str(workdir / "tfds")
     workdir.mkdir(parents=True, exist_ok=True)
-    runs = {"source": train_source(workdir / "source", args.source_steps, data_dir)}
-    for name, source in (("fine_tuned", workdir / "source"), ("scratch", None)):
-        runs[name] = train_target(workdir / name, "fine_tune" if source else "scratch", args.steps, data_dir, source)
+    if args.source is not None:
+        source = Path(args.source).absolute()
+        runs = {"source": {"checkpoint": str(source)}}
+    else:
+        source = workdir / "source"
+        runs = {"source": train_source(source, args.source_steps, data_dir)}
+    for name, start in (("fine_tuned", source), ("scratch", None)):
+        runs[name] = train_target(workdir / name, "fine_tune" if start else "scratch", args.steps, data_dir, start)
         print(f"{name}: {json.dumps(runs[name])}", flush=True)
-    checkpoints = {"untuned": workdir / "source", "scratch": workdir / "scratch", "fine_tuned": workdir / "fine_tuned"}
-    record = {"side": SIDE, "steps": args.steps, "source_steps": args.source_steps, "data": SAMPLES, "runs": runs,
+    checkpoints = {"untuned": source, "scratch": workdir / "scratch", "fine_tuned": workdir / "fine_tuned"}
+    record = {"side": SIDE, "steps": args.steps, "source": str(source),
+              "source_steps": None if args.source else args.source_steps, "data": SAMPLES, "runs": runs,
               "scores": score(checkpoints, SAMPLES, data_dir, SIDE, args.resamples)}
     (workdir / "finetune_domain.json").write_text(json.dumps(record, indent=1))
     (workdir / "finetune_domain.md").write_text(markdown(record))
