@@ -64,22 +64,13 @@ def scored_batches(table: str, scale: str, data_dir=None) -> list[np.ndarray]:
     """The photos ``run_table`` scores the table's rows on: the scale's split, colour photos only, at the
     rows' crop size, the first :data:`EVAL_IMAGES` of them in the loader's fixed order."""
     from colorjax.data import make_loader
+    from colorjax.evaluation.evaluate import first_images
 
     probe = next(v for v in ROWS[table].values() if not isinstance(v, str))
     config = load_row_config(probe[0], scale, **probe[1])
     loader = make_loader(config.data.spec, EVAL_SPLIT[scale], crop_size=config.data.crop_size, batch_size=16,
                          train=False, data_dir=data_dir or config.data.data_dir, drop_gray=True, num_epochs=1)
-    limit = EVAL_IMAGES[scale]
-    batches, seen = [], 0
-    for batch in loader:
-        rgb = np.asarray(batch["rgb"])
-        if limit is not None:
-            rgb = rgb[: limit - seen]
-        batches.append(rgb)
-        seen += len(rgb)
-        if limit is not None and seen >= limit:
-            break
-    return batches
+    return list(first_images(loader, EVAL_IMAGES[scale]))
 
 
 def bootstrap_markdown(table: str, scale: str, workdir: Path, *, resamples: int = RESAMPLES) -> str:

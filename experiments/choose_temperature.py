@@ -27,7 +27,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from experiments.configs.scales import SAMPLES, TINY_IMAGENET
 
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
         sets = {s: VALIDATION_SETS[s] for s in args.sets.split(",")}
     from colorjax.data import make_loader
     from colorjax.evaluation.baselines import baseline_predictor
-    from colorjax.evaluation.evaluate import evaluate, model_predictor
+    from colorjax.evaluation.evaluate import evaluate, first_images, model_predictor
     from colorjax.inference import Colorizer
 
     def colorizer_with(strength):  # the checkpoint's saved size and, for None, its saved correction
@@ -95,13 +94,9 @@ def main(argv=None) -> int:
     keys = ("auc_raw", "auc_rebalanced", "colourfulness", "psnr")
     baselines, rows = {}, {}
     for name, (data, split, size) in sets.items():
-        batches, seen = [], 0
-        for b in make_loader(data, split, crop_size=size, batch_size=32, train=False, data_dir=args.data_dir,
-                             drop_gray=True, num_epochs=1):
-            batches.append({"rgb": np.asarray(b["rgb"])[: None if args.max_images is None else args.max_images - seen]})
-            seen += len(batches[-1]["rgb"])
-            if args.max_images is not None and seen >= args.max_images:
-                break
+        loader = make_loader(data, split, crop_size=size, batch_size=32, train=False, data_dir=args.data_dir,
+                             drop_gray=True, num_epochs=1)
+        batches = [{"rgb": rgb} for rgb in first_images(loader, args.max_images)]
         baselines[name] = evaluate(baseline_predictor("lightness", prior=prior), batches, prior=prior)[0]
         for colorizer in colorizers:
             for t in temperatures:

@@ -46,12 +46,7 @@ def evaluate(
 
     inference_arguments(max_images=max_images)
     accumulator, rows, n_images, start = MetricAccumulator(), [], 0, time.perf_counter()
-    for batch in batches:
-        rgb_uint8 = np.asarray(batch["rgb"])
-        if max_images is not None:
-            rgb_uint8 = rgb_uint8[: max_images - n_images]
-        if len(rgb_uint8) == 0:
-            break
+    for rgb_uint8 in first_images(batches, max_images):
         lab = color.rgb_uint8_to_lab(rgb_uint8)
         pred_ab = predictor(lab)
         if not bool(jnp.isfinite(pred_ab).all()):
@@ -63,13 +58,27 @@ def evaluate(
         accumulator.update(batch_metric_sums_lab(pred_lab, lab, prior=prior))  # jitted inside
         rows.extend(_grid_rows(lab, pred_lab, rgb_uint8, grid_images - len(rows)))
         n_images += len(rgb_uint8)
-        if max_images is not None and n_images >= max_images:
-            break
     if n_images == 0:
         raise ValueError("evaluation data yielded no images")
     metrics = {k: float(v) for k, v in accumulator.result().items()}
     metrics["wall_s"] = round(time.perf_counter() - start, 2)
     return metrics, rows
+
+
+def first_images(batches: Iterable[dict], max_images: int | None = None):
+    """The uint8 RGB arrays of ``batches`` (``{"rgb": [B, S, S, 3]}``) up to ``max_images`` images
+    in all (None: every one), the last batch cut short; stops reading there."""
+    seen = 0
+    for batch in batches:
+        rgb = np.asarray(batch["rgb"])
+        if max_images is not None:
+            rgb = rgb[: max_images - seen]
+        if len(rgb) == 0:
+            return
+        yield rgb
+        seen += len(rgb)
+        if max_images is not None and seen >= max_images:
+            return
 
 
 def _grid_rows(lab, pred_lab, true_uint8, n: int) -> list[list[np.ndarray]]:
