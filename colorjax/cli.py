@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # glibc's malloc backing its large blocks with transparent huge pages (glibc >= 2.35; older glibc and
 # other C libraries ignore it): XLA's per-step temporaries then fault in 2 MiB at a time. On a 2-core
-# EPYC the CPU recipe trains at 84-87 images/s with it and 72-76 without (benchmarks/README.md).
+# EPYC the CPU recipe trains at 84-92 images/s with it and 72-76 without (docs/cpu_colorizer.md).
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
 NO_HUGE_PAGES = "COLORJAX_NO_HUGE_PAGES"  # set to 1 to run with the C library's defaults
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.configs.scales import EVAL_IMAGES, EVAL_SPLIT, SCALES
-from experiments.run_table import ROWS, load_row_config
+from experiments.run_table import ROWS, load_row_config, table_config
 
 RESAMPLES = 1000
 # The row every other row is compared with, besides the lightness lookup: the paper's full method,
@@ -60,16 +60,15 @@ def weight_concentration(batches, prior) -> float:
     return float(top.sum() / w.sum())
 
 
-def scored_batches(table: str, scale: str, data_dir=None) -> list[np.ndarray]:
+def scored_batches(table: str, scale: str) -> list[np.ndarray]:
     """The photos ``run_table`` scores the table's rows on: the scale's split, colour photos only, at the
     rows' crop size, the first :data:`EVAL_IMAGES` of them in the loader's fixed order."""
     from colorjax.data import make_loader
     from colorjax.evaluation.evaluate import first_images
 
-    probe = next(v for v in ROWS[table].values() if not isinstance(v, str))
-    config = load_row_config(probe[0], scale, **probe[1])
+    config = table_config(table, scale)
     loader = make_loader(config.data.spec, EVAL_SPLIT[scale], crop_size=config.data.crop_size, batch_size=16,
-                         train=False, data_dir=data_dir or config.data.data_dir, drop_gray=True, num_epochs=1)
+                         train=False, data_dir=config.data.data_dir, drop_gray=True, num_epochs=1)
     return list(first_images(loader, EVAL_IMAGES[scale]))
 
 
@@ -105,15 +104,20 @@ def bootstrap_markdown(table: str, scale: str, workdir: Path, *, resamples: int 
     return "\n".join(lines) + "\n"
 
 
+def write_bootstrap(table: str, scale: str, workdir: Path) -> str:
+    """:func:`bootstrap_markdown` written to ``WORKDIR/bootstrap.md``; returns it."""
+    markdown = bootstrap_markdown(table, scale, workdir)
+    (workdir / "bootstrap.md").write_text(markdown)
+    return markdown
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("table", choices=sorted(REFERENCE_ROW))
     parser.add_argument("--scale", choices=SCALES, default="tiny")
     parser.add_argument("--workdir", required=True, type=Path)
     args = parser.parse_args(argv)
-    markdown = bootstrap_markdown(args.table, args.scale, args.workdir)
-    (args.workdir / "bootstrap.md").write_text(markdown)
-    print(markdown)
+    print(write_bootstrap(args.table, args.scale, args.workdir))
     return 0
 
 

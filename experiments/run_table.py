@@ -57,6 +57,12 @@ def load_row_config(filename: str, scale: str, **kwargs):
     return load_config_module(EXPERIMENTS / "configs" / filename).get_config(scale, **kwargs)
 
 
+def table_config(table: str, scale: str):
+    """The config of the table's first trained row: the data, size and data dir every row shares."""
+    config_file, kwargs = next(v for v in ROWS[table].values() if not isinstance(v, str))
+    return load_row_config(config_file, scale, **kwargs)
+
+
 def finished(workdir: Path, num_steps: int) -> bool:
     """True when ``workdir`` holds the checkpoint of the run's last step."""
     return (workdir / "checkpoints" / str(num_steps) / "model").is_dir()
@@ -76,8 +82,7 @@ def run_rows(table: str, rows: list[str], scale: str, workdir: Path, steps: int 
     from colorjax.training import train
     from colorjax.training.trainer import total_steps
 
-    probe = next(v for v in ROWS[table].values() if not isinstance(v, str))
-    base = load_row_config(probe[0], scale, **probe[1])
+    base = table_config(table, scale)
     spec, size, data_dir = base.data.spec, base.data.crop_size, base.data.data_dir
     prior = shared_prior(workdir / "prior.npz", spec, size, data_dir)
     timings = {}
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override every trained row's num_steps")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    from experiments.bootstrap_table import REFERENCE_ROW, bootstrap_markdown
+    from experiments.bootstrap_table import REFERENCE_ROW, write_bootstrap
 
     if args.table == "temperature":
         from colorjax.evaluation.temperature_sweep import write_sweep
@@ -141,9 +146,7 @@ def main(argv=None) -> int:
     out = write_table(args.table, args.workdir, timings)
     print(out.read_text())
     if args.table in REFERENCE_ROW:  # each row's bootstrap error and its paired leads
-        errors = bootstrap_markdown(args.table, args.scale, args.workdir)
-        (args.workdir / "bootstrap.md").write_text(errors)
-        print(errors)
+        print(write_bootstrap(args.table, args.scale, args.workdir))
     print(f"total wall time {time.perf_counter() - start:.0f} s")
     return 0
 

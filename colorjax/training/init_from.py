@@ -146,8 +146,9 @@ def compile_patterns(patterns, field: str) -> list[re.Pattern]:
     return compiled
 
 
-def matches(patterns: list[re.Pattern], path: str) -> bool:
-    return any(p.fullmatch(path) for p in patterns)
+def matches(patterns, path: str) -> bool:
+    """Whether any of ``patterns`` (compiled or strings) matches the whole ``path``."""
+    return any(re.fullmatch(p, path) for p in patterns)
 
 
 def require_matches(patterns: list[re.Pattern], paths, field: str) -> None:
@@ -262,18 +263,18 @@ class StartFrom:
                 self.reinitialised.append(path)
             elif have == shape:
                 self.loaded.append(path)
-            elif (have is not None and any(re.fullmatch(p, path) for p in r.widen) and len(have) == len(shape) >= 2
+            elif (have is not None and matches(r.widen, path) and len(have) == len(shape) >= 2
                   and have[:-2] + have[-1:] == shape[:-2] + shape[-1:] and have[-2] < shape[-2]):
                 extra = np.zeros(shape[:-2] + (shape[-2] - have[-2], shape[-1]), self.arrays[path].dtype)
                 self.arrays[path] = np.concatenate([self.arrays[path], extra], axis=-2)
                 self.loaded.append(path)
                 self.widened.append(path)
-            elif have is None and any(re.fullmatch(p, path) for p in r.zero):
+            elif have is None and matches(r.zero, path):
                 self.zeroed.append(path)
-            elif have is None and any(re.fullmatch(p, path) for p in r.fresh):
+            elif have is None and matches(r.fresh, path):
                 self.reinitialised.append(path)
             else:
-                differing.append(f"{path}: expected {shape}, found {found.get(path, 'nothing')}")
+                differing.append(f"{path}: expected {shape}, found {'nothing' if have is None else have}")
         for path, shape in sorted(found.items()):
             if path not in expected and not matches(self.reinit, path) and _is_array_of_model(path):
                 differing.append(f"{path}: expected nothing, found {shape}")
