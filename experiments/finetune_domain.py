@@ -99,8 +99,6 @@ def train_target(workdir: Path, start: str, steps: int | None, data_dir: str, so
     ``steps``, ``learning_rate`` and ``freeze`` override the domain config's defaults."""
     from colorjax.training import train
 
-    if done := _finished(workdir):
-        return done
     config = domain_config(domain).get_config(start)
     config.data.data_dir = data_dir
     if steps is not None:
@@ -109,6 +107,14 @@ def train_target(workdir: Path, start: str, steps: int | None, data_dir: str, so
         config.optim.learning_rate = learning_rate
     if freeze is not None:
         config.optim.freeze = tuple(freeze)
+    if done := _finished(workdir):
+        asked = {"steps": config.train.num_steps, "learning_rate": config.optim.learning_rate,
+                 "freeze": list(config.optim.freeze)}
+        differs = {k: (done.get(k), v) for k, v in asked.items() if k in done and done[k] != v}
+        if differs:
+            raise SystemExit(f"finetune_domain: {workdir} holds a finished run with other settings "
+                             f"(found, asked: {differs}); pass another --workdir")
+        return done
     config.train.eval_images = 0
     config.train.tensorboard = False
     if source is not None:

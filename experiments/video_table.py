@@ -11,6 +11,9 @@ excess over the gray clip, and AuC raw / rebalanced (the prior counted on the cl
   on the embedded photos (trained into ``WORKDIR/quickstart`` when missing), run at its 64 px;
 - ``quickstart+tint``: the same with a random ab tint per frame (:func:`tinted`), a stand-in for a
   model whose per-frame output flickers;
+- ``cpu_colorizer``: the CPU recipe's model (experiments/configs/cpu_colorizer.py, trained on
+  tiny-imagenet-64), from ``--cpu-colorizer WORKDIR`` (default ``runs/cpu_colorizer``), run at its
+  64 px: what a user of the recipe gets;
 - ``eccv16-random``: a full-width ECCV16 with random weights at 256 px (its colours flicker: it
   shows the method's effect, and it is the throughput model).
 
@@ -57,7 +60,10 @@ def quickstart_checkpoint(workdir: Path) -> Path:
     return target
 
 
-def load_colorizer(name: str, workdir: Path, batch_size: int):
+CPU_COLORIZER = Path("runs/cpu_colorizer")  # the README's CPU recipe command trains it here
+
+
+def load_colorizer(name: str, workdir: Path, batch_size: int, cpu_colorizer: Path = CPU_COLORIZER):
     """``(frame colorizer, Colorizer)`` of a row's model."""
     from flax import nnx
 
@@ -66,13 +72,20 @@ def load_colorizer(name: str, workdir: Path, batch_size: int):
     from colorjax.models import build_model
 
     if name.endswith("+tint"):
-        colorize, colorizer = load_colorizer(name[: -len("+tint")], workdir, batch_size)
+        colorize, colorizer = load_colorizer(name[: -len("+tint")], workdir, batch_size, cpu_colorizer)
         return tinted(colorize), colorizer
     if name == "eccv16-random":
         model = build_model(backbone="eccv16", head="classification", rngs=nnx.Rngs(0))
         colorizer = Colorizer(model, size=FULL_SIZE, temperature=0.38, batch_size=batch_size)
-    else:
+    elif name == "cpu_colorizer":
+        if not (cpu_colorizer / "checkpoints").is_dir():
+            raise SystemExit(f"video_table: {cpu_colorizer} holds no trained CPU recipe (train it with the README's "
+                             "command, or pass --cpu-colorizer WORKDIR)")
+        colorizer = Colorizer.from_checkpoint(cpu_colorizer, batch_size=batch_size)
+    elif name == "quickstart":
         colorizer = Colorizer.from_checkpoint(quickstart_checkpoint(workdir), batch_size=batch_size)
+    else:
+        raise SystemExit(f"video_table: unknown model {name!r} (quickstart, cpu_colorizer, eccv16-random, NAME+tint)")
     return frame_colorizer(colorizer), colorizer
 
 
@@ -220,7 +233,10 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/video")
-    parser.add_argument("--models", nargs="+", default=["quickstart", "quickstart+tint", "eccv16-random"])
+    parser.add_argument("--models", nargs="+", default=["quickstart", "quickstart+tint", "eccv16-random"],
+                        help="rows: quickstart, cpu_colorizer (a trained CPU recipe), eccv16-random, NAME+tint")
+    parser.add_argument("--cpu-colorizer", type=Path, default=CPU_COLORIZER,
+                        help="the CPU recipe's workdir (the cpu_colorizer rows)")
     parser.add_argument("--max-frames", type=int, default=None, help="frames per clip (default: all)")
     parser.add_argument("--random-frames", type=int, default=16,
                         help="frames per clip for the full-width random model (seconds a frame on a loaded CPU)")
@@ -240,7 +256,7 @@ def main(argv=None) -> int:
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results.update(models=args.models, load_average_start=os.getloadavg())
     results.setdefault("clips", {})
-    colorizers = {name: load_colorizer(name, workdir, args.batch_size) for name in args.models}
+    colorizers = {name: load_colorizer(name, workdir, args.batch_size, args.cpu_colorizer) for name in args.models}
     if "table" not in args.skip:
         for clip_name in args.clips:
             path = clips[clip_name]

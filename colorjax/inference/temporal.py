@@ -18,7 +18,10 @@ wrong, and the per-frame result is kept; here the inputs' gray). Departures from
   Lai et al.'s and Lei et al.'s (2020) methods are run per shot.
 
 The flow is OpenCV's DIS (Kroeger et al. 2016), computed on the frames' gray shrunk to at most
-:data:`FLOW_SIDE` pixels on the long side (ab varies slowly; the warping itself is at full size).
+:data:`FLOW_SIDE` pixels on the long side (the warping itself is at full size). Up to standard
+definition the flow runs at the frame's own size: shrunk, it misses the small motions that the warping
+error's full-size flow follows (bikes, 640 x 272, all 250 frames: within shots 79 % of per-frame's
+excess removed with the flow at 512 px, 85 % at full size).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ SIGMA_GRAY = 15.0
 # gray is off by more than this mean absolute difference (of 255).
 CUT_VISIBLE_SHARE = 0.5
 CUT_MEAN_GRAY = 30.0
-FLOW_SIDE = 512
+FLOW_SIDE = 640  # standard definition at full size; 720p and larger are shrunk to this
 DIS_MIN_SIDE = 12  # OpenCV's DIS refuses frames with both sides below this
 # Lai et al. (2018), compute_flow_occlusion: forward-backward test and motion-boundary test constants.
 OCCLUSION_RELATIVE = 0.01
