@@ -23,6 +23,7 @@ from pathlib import Path
 
 from experiments.configs.cpu_colorizer import CROP
 from experiments.configs.cpu_colorizer import get_config as cpu_colorizer
+from experiments.configs.finetune_samples import target_run
 
 FOOD = os.environ.get("COLORJAX_TINY_FOOD", str(Path(__file__).resolve().parents[2] / "runs/tiny_food"))
 SIDE = CROP  # 64 px: tiny-imagenet's own size, trained and scored on whole photos
@@ -40,14 +41,6 @@ def get_config(start: str = "fine_tune"):
     config.data.spec = FOOD
     config.data.eval_batch_size = 32
     config.prior.images = 2048  # a scratch run (or prior.recount) counts two thirds of the training photos
-    config.train.num_steps = STEPS
-    config.optim.warmup_steps = 60 if start == "scratch" else 20
-    if start == "fine_tune":
-        config.optim.learning_rate = FINE_TUNE_LEARNING_RATE
-        config.prior.recount = True
-    config.train.log_every = 100
-    config.train.eval_every = 0
-    config.train.eval_images = 205
-    config.train.checkpoint_every = STEPS
-    config.train.keep_checkpoints = 1
-    return config
+    config.prior.recount = start == "fine_tune"
+    return target_run(config, start, steps=STEPS, learning_rate=FINE_TUNE_LEARNING_RATE,
+                      warmup_steps=60 if start == "scratch" else 20, log_every=100, eval_images=205)

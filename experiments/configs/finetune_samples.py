@@ -32,13 +32,21 @@ def get_config(start: str = "fine_tune"):
     config.data.crop_size = CROP
     config.data.eval_batch_size = 16
     config.prior.images = 1024  # a scratch run (or prior.recount) counts the whole training split
-    config.train.num_steps = STEPS
-    config.optim.warmup_steps = 30 if start == "scratch" else 10
+    return target_run(config, start, steps=STEPS, learning_rate=FINE_TUNE_LEARNING_RATE,
+                      warmup_steps=30 if start == "scratch" else 10, log_every=50, eval_images=64)
+
+
+def target_run(config, start: str, *, steps: int, learning_rate: float, warmup_steps: int, log_every: int,
+               eval_images: int):
+    """The short run every fine-tuning config shares: ``steps`` steps and one checkpoint at the end,
+    no validation during the run (``eval_images`` photos when one is asked for), ``learning_rate``
+    for a fine-tune ("fine_tune"); a run from scratch keeps the recipe's rate."""
+    config.train.num_steps = config.train.checkpoint_every = steps
+    config.optim.warmup_steps = warmup_steps
     if start == "fine_tune":
-        config.optim.learning_rate = FINE_TUNE_LEARNING_RATE
-    config.train.log_every = 50
+        config.optim.learning_rate = learning_rate
+    config.train.log_every = log_every
     config.train.eval_every = 0
-    config.train.eval_images = 64
-    config.train.checkpoint_every = STEPS
+    config.train.eval_images = eval_images
     config.train.keep_checkpoints = 1
     return config
