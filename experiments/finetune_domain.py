@@ -69,11 +69,13 @@ def _finished(workdir: Path) -> dict | None:
     return json.loads(record.read_text()) if record.exists() else None
 
 
-def _timed(train, config, workdir) -> dict:
+def _timed(train, config, workdir, **settings) -> dict:
+    """Train ``config`` into ``workdir`` and write its ``run.json``: steps, wall time, load average
+    before and after, final loss, and ``settings``."""
     load_before, start = _load(), time.perf_counter()
     summary = train(config, workdir)
     record = {"steps": summary["steps"], "wall_s": round(time.perf_counter() - start, 1), "load_before": load_before,
-              "load_after": _load(), "final_train_loss": summary["final_train_loss"]}
+              "load_after": _load(), "final_train_loss": summary["final_train_loss"], **settings}
     (workdir / "run.json").write_text(json.dumps(record))
     return record
 
@@ -119,11 +121,8 @@ def train_target(workdir: Path, start: str, steps: int | None, data_dir: str, so
     config.train.tensorboard = False
     if source is not None:
         config.train.init_from = str(source)
-    record = _timed(train, config, workdir)
-    record.update(learning_rate=config.optim.learning_rate, freeze=list(config.optim.freeze),
+    return _timed(train, config, workdir, learning_rate=config.optim.learning_rate, freeze=list(config.optim.freeze),
                   prior_recount=bool(config.prior.get("recount", False)))
-    (workdir / "run.json").write_text(json.dumps(record))
-    return record
 
 
 def score(checkpoints: dict[str, Path], data: str, data_dir: str, side: int, resamples: int,
@@ -151,7 +150,7 @@ def score(checkpoints: dict[str, Path], data: str, data_dir: str, side: int, res
             c = colorizers[name]
             rows[name]["decoding"] = {"size": c.size, "temperature": c.temperature, "prior_correction": c.prior_correction}
     leads = {f"fine_tuned - {other}": bootstrap.paired_lead(sums["fine_tuned"], sums[other], resamples=resamples)
-             for other in ("untuned", "scratch", "lightness") if other in sums}
+             for other in ("untuned", "scratch", "lightness")}
     return {"rows": rows, "leads": leads, "images": int(len(sums["fine_tuned"]["pixels"]))}
 
 

@@ -57,15 +57,21 @@ def make_food_folder(target: str | os.PathLike, source: str | os.PathLike = TINY
     files = food_files(source)
     counts = {split: len(paths) for split, paths in files.items()}
     record = target / RECORD
-    if record.is_file() and json.loads(record.read_text()).get("counts") == counts:
+    built = json.loads(record.read_text()) if record.is_file() else {}
+    if built.get("source") == str(source) and built.get("counts") == counts:
         return target
     classes = sorted({Path(p).parts[1] for p in files["train"]})
     for split, paths in files.items():
         for relative in paths:
             link = target / split / (Path(relative).relative_to("train") if split == "train" else Path(relative).name)
             link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.is_symlink():
-                link.symlink_to(source / relative)
+            if link.is_symlink():
+                if Path(os.readlink(link)) == source / relative:
+                    continue
+                link.unlink()  # a link of an earlier build from another copy of the data
+            elif link.exists():
+                raise SystemExit(f"tiny_food: {link} is a file, not a link this script made; choose another --out")
+            link.symlink_to(source / relative)
     record.write_text(json.dumps({"source": str(source), "classes": classes, "counts": counts}, indent=1))
     return target
 

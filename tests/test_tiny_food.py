@@ -61,3 +61,18 @@ def test_food_config_refuses_a_missing_folder(monkeypatch, tmp_path):
         finetune_food.get_config()
     with pytest.raises(ValueError, match="unknown start"):
         finetune_food.get_config("resume")
+
+
+def test_food_folder_follows_another_copy_of_the_data(tmp_path):
+    val_names = [f"val_{i}.JPEG" for i in range(8)]
+    for copy in ("a", "b"):
+        _fake_tiny_imagenet(tmp_path / copy, val_names)
+    folder = make_food_folder(tmp_path / "food", tmp_path / "a")
+    folder = make_food_folder(tmp_path / "food", tmp_path / "b")  # same counts, another source
+    link = folder / "train" / "n07747607" / "n07747607_0.JPEG"
+    assert link.resolve() == (tmp_path / "b/train/n07747607/n07747607_0.JPEG").resolve()
+    assert json.loads((folder / RECORD).read_text())["source"] == str((tmp_path / "b").absolute())
+    link.unlink()
+    link.write_bytes(b"not a link")  # a file the script did not make is never replaced
+    with pytest.raises(SystemExit, match="is a file, not a link"):
+        make_food_folder(tmp_path / "food", tmp_path / "a")
